@@ -1,0 +1,1 @@
+"""Kitchenware photo classifier: data, preprocessing, models, training, evaluation and the model store."""

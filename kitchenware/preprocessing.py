@@ -1,0 +1,87 @@
+"""The one image preprocessing path, shared by training, evaluation, prediction and the service.
+
+A photo is decoded with Pillow, turned upright by its EXIF orientation, converted to 8-bit RGB
+and resized (bilinear) to the model's square input. Pixel scaling lives inside the saved model,
+so everything here hands the model plain 0-255 RGB pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow's own decompression-bomb threshold (about 89 megapixels) unless a caller sets its own.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+RESAMPLE = Image.Resampling.BILINEAR
+
+
+class ImageError(ValueError):
+    """The input is not an image this project can read; the message says why and what to do."""
+
+
+ImageSource = str | Path | bytes | BinaryIO
+
+
+def load_image(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode a photo (path, bytes or file object) into an upright 8-bit RGB image.
+
+    Raises ImageError for empty, truncated, unknown or oversized files, checking the pixel
+    count from the header before decoding the pixels.
+    """
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError("the file is empty: upload a JPEG, PNG, WebP, BMP, GIF or TIFF photo")
+        source = io.BytesIO(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below decides
+            with Image.open(source) as image:
+                width, height = image.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise ImageError(
+                        f"the image has {width}x{height} = {width * height:,} pixels, more than the "
+                        f"limit of {max_pixels:,}: resize it before uploading"
+                    )
+                image.seek(0)  # first frame of animated GIF/WebP/TIFF
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                return to_rgb(upright)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"the image has too many pixels ({error}): resize it before uploading") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(f"not a readable image ({error}): send a JPEG, PNG, WebP, BMP, GIF or TIFF photo") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageError(f"the image is truncated or corrupt ({error}): send the complete file") from error
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparent areas become white, 16-bit is scaled down."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        gray = np.clip(pixels / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def resize(image: Image.Image, input_size: int) -> np.ndarray:
+    """Resize an RGB image to the model's square input: uint8 array (input_size, input_size, 3)."""
+    return np.asarray(image.resize((input_size, input_size), RESAMPLE), dtype=np.uint8)
+
+
+def prepare(source: ImageSource, input_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode and resize one photo into the model's input pixels."""
+    return resize(load_image(source, max_pixels), input_size)

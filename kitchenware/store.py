@@ -1,0 +1,109 @@
+"""The BentoML model store and exported files: save a trained model with everything needed to serve it, load it back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+MODEL_FILE = "model.keras"
+CARD_JSON = "model_card.json"
+CARD_MARKDOWN = "model_card.md"
+
+
+@dataclass
+class StoredModel:
+    model: keras.Model
+    metadata: dict  # class_names, input_size, architecture, metrics, training config, data fingerprint, ...
+    tag: str  # the store tag, or the file path for an exported model
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata["class_names"])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.metadata["input_size"])
+
+
+def save_to_store(model: keras.Model, name: str, metadata: dict, labels: dict[str, str]) -> str:
+    """Create a BentoML model holding the .keras file; its metadata is the model card. Returns the tag."""
+    import bentoml
+
+    with bentoml.models.create(name, labels=labels, metadata=metadata) as bento_model:
+        model.save(bento_model.path_of(MODEL_FILE))
+    return str(bento_model.tag)
+
+
+def load(source: str) -> StoredModel:
+    """Load a model from a store tag (`name[:version]`) or from an exported `.keras` file with its card beside it."""
+    path = Path(source)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {path} not found: pass an exported .keras file or a store tag")
+        card = path.parent / CARD_JSON
+        if not card.is_file():
+            raise FileNotFoundError(
+                f"{card} not found: the .keras file needs the model card written with it by --export"
+            )
+        return StoredModel(keras.models.load_model(path), json.loads(card.read_text()), str(path))
+    import bentoml
+
+    try:
+        bento_model = bentoml.models.get(source)
+    except bentoml.exceptions.NotFound as error:
+        raise FileNotFoundError(
+            f"model {source!r} is not in the BentoML store ({error}): train one with `python train.py train` "
+            "or import the shipped one with `python build_bento_from_saved_model.py`"
+        ) from error
+    model = keras.models.load_model(bento_model.path_of(MODEL_FILE))
+    return StoredModel(model, dict(bento_model.info.metadata), str(bento_model.tag))
+
+
+def export(model: keras.Model, metadata: dict, folder: Path) -> Path:
+    """Write model.keras, model_card.json and model_card.md to `folder`; returns the .keras path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / MODEL_FILE)
+    (folder / CARD_JSON).write_text(json.dumps(metadata, indent=2) + "\n")
+    (folder / CARD_MARKDOWN).write_text(model_card_markdown(metadata))
+    return folder / MODEL_FILE
+
+
+def model_card_markdown(metadata: dict) -> str:
+    metrics = metadata["validation"]
+    names = metadata["class_names"]
+    lines = [
+        f"# Model card: {metadata['name']}",
+        "",
+        f"- architecture: {metadata['architecture']} at {metadata['input_size']}x{metadata['input_size']} "
+        f"(input: RGB pixels 0-255; scaling is inside the model)",
+        f"- backbone weights: {metadata['weights']}",
+        f"- classes (output order): {', '.join(names)}",
+        f"- trained with: `{metadata['command']}`",
+        f"- data: {metadata['dataset']['images']} images ({metadata['dataset']['layout']} layout), "
+        f"fingerprint `{metadata['dataset']['fingerprint'][:16]}`, "
+        f"skipped unreadable: {metadata['dataset']['skipped']}",
+        f"- validation: accuracy {metrics['accuracy']}, loss {metrics['loss']} on {metrics['images']} images",
+        "",
+        "| class | training images | validation images | precision | recall | F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in metrics["per_class"]:
+        name = row["class"]
+        lines.append(
+            f"| {name} | {metadata['dataset']['train_counts'][name]} | {row['support']} | "
+            f"{row['precision']} | {row['recall']} | {row['f1']} |"
+        )
+    lines += [
+        "",
+        "Confusion matrix on the validation split (rows: true class, columns: predicted):",
+        "",
+        "| true \\ predicted | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(names, metrics["confusion_matrix"])
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Every check: install what is missing, then ruff, then the whole pytest suite (a few minutes on a CPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,73 @@
+"""Shared test setup: a private BentoML store, generated photo sets, and the shared real data."""
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+# Before anything imports bentoml: tests never touch the user's model store.
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="kitchenware-test-bentoml-")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REAL_PHOTOS = SHARED / "data" / "kitchenware-photos"
+IMAGENET_WEIGHTS = SHARED / "assets" / "xception_imagenet_notop.weights.h5"
+
+# One colour per class: a tiny network separates them in a few epochs.
+CLASS_COLOURS = {"cup": (200, 40, 40), "fork": (40, 200, 40), "spoon": (40, 40, 200)}
+
+
+def photo(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
+    """A noisy photo of one colour, different for every seed."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+def write_kaggle(root: Path, counts: dict[str, int]) -> Path:
+    """Kaggle layout: train.csv (zero-padded Ids) + images/<Id>.jpg."""
+    (root / "images").mkdir(parents=True)
+    rows, next_id = [], 0
+    for label, count in counts.items():
+        for _ in range(count):
+            image_id = f"{next_id:04d}"
+            photo(CLASS_COLOURS.get(label, (128, 128, 128)), next_id).save(
+                root / "images" / f"{image_id}.jpg", quality=95
+            )
+            rows.append((image_id, label))
+            next_id += 1
+    with open(root / "train.csv", "w", newline="") as file:
+        csv.writer(file).writerows([("Id", "label"), *rows])
+    return root
+
+
+def write_folders(root: Path, counts: dict[str, int]) -> Path:
+    """Class-folder layout: <label>/<n>.png."""
+    seed = 0
+    for label, count in counts.items():
+        (root / label).mkdir(parents=True)
+        for n in range(count):
+            photo(CLASS_COLOURS[label], seed).save(root / label / f"{n}.png")
+            seed += 1
+    return root
+
+
+@pytest.fixture
+def kaggle_photos(tmp_path: Path) -> Path:
+    return write_kaggle(tmp_path / "kaggle", {"cup": 12, "fork": 10, "spoon": 8})
+
+
+@pytest.fixture
+def folder_photos(tmp_path: Path) -> Path:
+    return write_folders(tmp_path / "folders", {"cup": 10, "fork": 10, "spoon": 10})
+
+
+def needs_real_data():
+    return pytest.mark.skipif(
+        not (REAL_PHOTOS / "train.csv").is_file() or not IMAGENET_WEIGHTS.is_file(),
+        reason=f"the shared photos ({REAL_PHOTOS}) or ImageNet weights ({IMAGENET_WEIGHTS}) are absent on this machine",
+    )
