@@ -1,6 +1,6 @@
 """Head training on cached backbone features against end-to-end training, side by side in one run.
 
-    python benchmarks/training_cache.py [--epochs 10] [--data ../shared/data/kitchenware-photos]
+    python -m benchmarks.training_cache [--epochs 10] [--data ../shared/data/kitchenware-photos]
 
 Both runs train the same head (Xception frozen, no augmentation, early stopping off) for the same
 number of epochs on the same split; the cached run includes its one feature-extraction pass.

@@ -104,6 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--input", type=Path, required=True, help="a folder of photos, or a folder with test.csv + images/"
     )
     predict.add_argument("--output", type=Path, default=Path("submission.csv"), help="CSV with Id,label")
+    predict.add_argument("--probabilities", action="store_true", help="add one column per class with its probability")
     return parser.parse_args(argv)
 
 
@@ -237,8 +238,8 @@ def predict_command(args: argparse.Namespace) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["Id", "label"])
-        writer.writerows(
-            [sample.id, loaded.class_names[index]] for sample, index in zip(samples, probabilities.argmax(1))
-        )
+        writer.writerow(["Id", "label", *(loaded.class_names if args.probabilities else [])])
+        for sample, row in zip(samples, probabilities):
+            extra = [f"{p:.6f}" for p in row] if args.probabilities else []
+            writer.writerow([sample.id, loaded.class_names[row.argmax()], *extra])
     print(f"{len(samples)} predictions by {loaded.tag} -> {args.output}")

@@ -56,7 +56,9 @@ def load_image(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     except Image.DecompressionBombError as error:
         raise ImageError(f"the image has too many pixels ({error}): resize it before uploading") from error
     except UnidentifiedImageError as error:
-        raise ImageError(f"not a readable image ({error}): send a JPEG, PNG, WebP, BMP, GIF or TIFF photo") from error
+        raise ImageError(
+            "not a readable image (unknown format): send a JPEG, PNG, WebP, BMP, GIF or TIFF photo"
+        ) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(f"the image is truncated or corrupt ({error}): send the complete file") from error
 

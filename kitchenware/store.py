@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +109,30 @@ def model_card_markdown(metadata: dict) -> str:
         f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(names, metrics["confusion_matrix"])
     ]
     return "\n".join(lines) + "\n"
+
+
+def import_exported(path: Path) -> tuple[str, bool]:
+    """Put an exported model (.keras + model_card.json) into the store once; returns (tag, newly imported).
+
+    The file's SHA-256 goes into the metadata, so importing the same file again finds the same model."""
+    import bentoml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} not found: train one with `python train.py train --export DIR`")
+    card = path.parent / CARD_JSON
+    if not card.is_file():
+        raise FileNotFoundError(f"{card} not found: the model card written by --export must sit beside {path.name}")
+    metadata = json.loads(card.read_text())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    for existing in bentoml.models.list():
+        if existing.tag.name == metadata["name"] and existing.info.metadata.get("file_sha256") == digest:
+            return str(existing.tag), False
+    try:
+        keras.models.load_model(path)
+    except (ValueError, OSError) as problem:
+        raise ValueError(f"{path} is not a Keras model ({problem}): pass the model.keras written by --export") from None
+    labels = metadata.get("config", {}).get("labels", {})
+    with bentoml.models.create(metadata["name"], labels=labels, metadata={**metadata, "file_sha256": digest}) as new:
+        shutil.copyfile(path, new.path_of(MODEL_FILE))
+    return str(new.tag), True

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import bentoml
@@ -21,6 +22,11 @@ from kitchenware.training import (
 )
 
 SMALL_XCEPTION = ["--arch", "xception", "--weights", "none", "--input-size", "71", "--batch-size", "8"]
+
+
+def train_small_xception(photos: Path, name: str, run_dir: Path, *options: str) -> int:
+    """`train.py train` with a small random-weight Xception (71x71)."""
+    return main(["train", "--data", str(photos), *SMALL_XCEPTION, "--name", name, "--run-dir", str(run_dir), *options])
 
 
 def test_head_on_cached_features_equals_the_saved_full_model(kaggle_photos: Path, tmp_path: Path):
@@ -71,22 +77,8 @@ def test_augmentation_and_fine_tuning_train_end_to_end(kaggle_photos: Path, tmp_
 
 def test_train_cli_saves_to_the_store_with_metadata_and_writes_the_run(kaggle_photos: Path, tmp_path: Path):
     run, export = tmp_path / "run", tmp_path / "export"
-    code = main(
-        [
-            "train",
-            "--data",
-            str(kaggle_photos),
-            *SMALL_XCEPTION,
-            "--epochs",
-            "2",
-            "--name",
-            "cli_model",
-            "--run-dir",
-            str(run),
-            "--export",
-            str(export),
-            "--tensorboard",
-        ]
+    code = train_small_xception(
+        kaggle_photos, "cli_model", run, "--epochs", "2", "--export", str(export), "--tensorboard"
     )
     assert code == 0
     stored = bentoml.models.get("cli_model:latest")
@@ -124,20 +116,7 @@ def test_train_cli_saves_to_the_store_with_metadata_and_writes_the_run(kaggle_ph
 
 def test_a_corrupt_photo_is_reported_and_training_goes_on(kaggle_photos: Path, tmp_path: Path, capsys):
     (kaggle_photos / "images" / "0005.jpg").write_bytes(b"GIF89a broken")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(kaggle_photos),
-            *SMALL_XCEPTION,
-            "--epochs",
-            "1",
-            "--name",
-            "skip_model",
-            "--run-dir",
-            str(tmp_path / "run"),
-        ]
-    )
+    code = train_small_xception(kaggle_photos, "skip_model", tmp_path / "run", "--epochs", "1")
     assert code == 0
     assert "skipped unreadable image" in capsys.readouterr().err
     assert bentoml.models.get("skip_model:latest").info.metadata["dataset"]["skipped"] == 1
@@ -145,25 +124,8 @@ def test_a_corrupt_photo_is_reported_and_training_goes_on(kaggle_photos: Path, t
 
 def test_sweep_writes_table_and_plot_and_keeps_the_best(kaggle_photos: Path, tmp_path: Path):
     run = tmp_path / "sweep"
-    code = main(
-        [
-            "train",
-            "--data",
-            str(kaggle_photos),
-            *SMALL_XCEPTION,
-            "--epochs",
-            "2",
-            "--lr",
-            "0.01",
-            "0.0001",
-            "--dropout",
-            "0.0",
-            "0.5",
-            "--name",
-            "sweep_model",
-            "--run-dir",
-            str(run),
-        ]
+    code = train_small_xception(
+        kaggle_photos, "sweep_model", run, "--epochs", "2", "--lr", "0.01", "0.0001", "--dropout", "0", "0.5"
     )
     assert code == 0
     rows = list(csv.DictReader(open(run / "sweep.csv")))
@@ -182,54 +144,22 @@ def test_sweep_writes_table_and_plot_and_keeps_the_best(kaggle_photos: Path, tmp
 
 
 def test_evaluate_and_predict_write_report_and_submission(kaggle_photos: Path, tmp_path: Path, capsys):
+    assert train_small_xception(kaggle_photos, "eval_model", tmp_path / "run", "--epochs", "1") == 0
+    evaluation = tmp_path / "eval"
     assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(kaggle_photos),
-                *SMALL_XCEPTION,
-                "--epochs",
-                "1",
-                "--name",
-                "eval_model",
-                "--run-dir",
-                str(tmp_path / "run"),
-            ]
-        )
-        == 0
+        main(["evaluate", "--model", "eval_model:latest", "--data", str(kaggle_photos), "--out", str(evaluation)]) == 0
     )
-    assert (
-        main(
-            ["evaluate", "--model", "eval_model:latest", "--data", str(kaggle_photos), "--out", str(tmp_path / "eval")]
-        )
-        == 0
-    )
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = json.loads((evaluation / "metrics.json").read_text())
     assert metrics["images"] == 30 and sum(map(sum, metrics["confusion_matrix"])) == 30
 
     test_dir = tmp_path / "kaggle_test"
     (test_dir / "images").mkdir(parents=True)
     for image_id in ("0000", "0013", "0027"):
-        (test_dir / "images" / f"{image_id}.jpg").write_bytes(
-            (kaggle_photos / "images" / f"{image_id}.jpg").read_bytes()
-        )
+        shutil.copy(kaggle_photos / "images" / f"{image_id}.jpg", test_dir / "images")
     (test_dir / "test.csv").write_text("Id\n0000\n0013\n0027\n")
-    assert (
-        main(
-            [
-                "predict",
-                "--model",
-                "eval_model:latest",
-                "--input",
-                str(test_dir),
-                "--output",
-                str(tmp_path / "submission.csv"),
-            ]
-        )
-        == 0
-    )
-    rows = list(csv.reader(open(tmp_path / "submission.csv")))
+    output = tmp_path / "submission.csv"
+    assert main(["predict", "--model", "eval_model:latest", "--input", str(test_dir), "--output", str(output)]) == 0
+    rows = list(csv.reader(open(output)))
     assert rows[0] == ["Id", "label"]
     assert [row[0] for row in rows[1:]] == ["0000", "0013", "0027"]
     assert all(row[1] in ("cup", "fork", "spoon") for row in rows[1:])

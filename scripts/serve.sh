@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to Swagger UI at http://localhost:3000: install, import the shipped
+# model (models/) into the BentoML store, serve it. PORT=8080 scripts/serve.sh to use another port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/python build_bento_from_saved_model.py --no-build
+exec .venv/bin/bentoml serve service:KitchenwareClassifier --port "${PORT:-3000}"
