@@ -12,9 +12,9 @@ from pathlib import Path
 import bentoml
 import numpy as np
 
-from kitchenware.inference import ranked
+# Only light imports here: the front service never loads TensorFlow, only ImageModel does.
 from kitchenware.preprocessing import ImageError, prepare
-from kitchenware.serving import Classification, ServiceSettings, UploadGuard, error, model_card
+from kitchenware.serving import Classification, ServiceSettings, UploadGuard, error, model_card, ranked
 
 SETTINGS = ServiceSettings.from_environment()
 

@@ -40,9 +40,3 @@ class Classifier:
     def warm_up(self) -> None:
         """Trace and run the forward pass once, so the first request does not pay for it."""
         self.probabilities(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
-
-
-def ranked(probabilities: np.ndarray, class_names: list[str]) -> dict[str, float]:
-    """{class: probability}, highest first."""
-    order = np.argsort(-probabilities, kind="stable")
-    return {class_names[i]: round(float(probabilities[i]), 6) for i in order}

@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
@@ -113,6 +114,12 @@ class UploadGuard:
             return message
 
         return await self.app(scope, replay, send)
+
+
+def ranked(probabilities: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    """{class: probability}, highest first."""
+    order = np.argsort(-probabilities, kind="stable")
+    return {class_names[i]: round(float(probabilities[i]), 6) for i in order}
 
 
 def model_card(metadata: dict, tag: str) -> dict:

@@ -2,7 +2,6 @@
 
 import csv
 import importlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +45,14 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(trained: Path):
-    os.environ.update(KITCHENWARE_MODEL=f"{MODEL_NAME}:latest", KITCHENWARE_MAX_UPLOAD_MB=str(UPLOAD_LIMIT_MB))
-    import service
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("KITCHENWARE_MODEL", f"{MODEL_NAME}:latest")
+        environment.setenv("KITCHENWARE_MAX_UPLOAD_MB", str(UPLOAD_LIMIT_MB))
+        import service
 
-    importlib.reload(service)  # read the settings above
-    with TestClient(service.KitchenwareClassifier.to_asgi()) as test_client:
-        yield test_client
+        importlib.reload(service)  # read the settings above
+        with TestClient(service.KitchenwareClassifier.to_asgi()) as test_client:
+            yield test_client
 
 
 def classify(client: TestClient, data: bytes, name: str = "photo.jpg"):
