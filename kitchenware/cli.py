@@ -203,20 +203,13 @@ def _probabilities(loaded: store.StoredModel, samples: list[data.Sample]) -> np.
     return loaded.model.predict(dataset, verbose=0).astype(np.float32)
 
 
-def _readable(samples: list[data.Sample]) -> list[data.Sample]:
-    readable, skipped = data.drop_unreadable(samples)
-    for sample, reason in skipped:
-        print(f"skipped unreadable image {sample.path}: {reason}", file=sys.stderr)
-    return readable
-
-
 def evaluate_command(args: argparse.Namespace) -> None:
     loaded = store.load(args.model)
     photos = data.find_photos(args.data)
     unknown = sorted(set(photos.class_names) - set(loaded.class_names))
     if unknown:
         raise data.DataError(f"classes {unknown} in {args.data} are not among the model's {loaded.class_names}")
-    samples = _readable(photos.samples)
+    samples, _ = data.drop_unreadable(photos.samples)
     report = Report(
         loaded.class_names, data.label_indices(samples, loaded.class_names), _probabilities(loaded, samples)
     )
@@ -233,7 +226,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 def predict_command(args: argparse.Namespace) -> None:
     loaded = store.load(args.model)
-    samples = _readable(data.unlabelled_images(args.input))
+    samples, _ = data.drop_unreadable(data.unlabelled_images(args.input))
     probabilities = _probabilities(loaded, samples)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w", newline="") as file:

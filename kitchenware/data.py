@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import random
+import sys
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -102,7 +103,8 @@ def _read_class_folders(root: Path) -> list[Sample]:
 
 
 def drop_unreadable(samples: list[Sample], workers: int = 4) -> tuple[list[Sample], list[tuple[Sample, str]]]:
-    """Decode every photo once; return the readable ones and (sample, reason) for each one skipped."""
+    """Decode every photo once; return the readable ones and (sample, reason) for each one skipped,
+    each of which is also reported on stderr so that training goes on without losing track of it."""
 
     def problem(sample: Sample) -> str | None:
         try:
@@ -115,6 +117,8 @@ def drop_unreadable(samples: list[Sample], workers: int = 4) -> tuple[list[Sampl
         problems = list(pool.map(problem, samples))
     readable = [sample for sample, reason in zip(samples, problems) if reason is None]
     skipped = [(sample, reason) for sample, reason in zip(samples, problems) if reason is not None]
+    for sample, reason in skipped:
+        print(f"skipped unreadable image {sample.path}: {reason}", file=sys.stderr)
     return readable, skipped
 
 

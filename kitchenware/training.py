@@ -82,8 +82,6 @@ class PreparedData:
 def prepare_data(config: TrainConfig) -> PreparedData:
     photos = data.find_photos(config.data)
     readable, skipped = data.drop_unreadable(photos.samples)
-    for sample, reason in skipped:
-        print(f"skipped unreadable image {sample.path}: {reason}", file=sys.stderr)
     train, val = data.stratified_split(readable, config.val_fraction, config.seed)
     photos = dataclasses.replace(photos, samples=readable)
     return PreparedData(photos, train, val, skipped, data.fingerprint(readable))
