@@ -43,14 +43,7 @@ def load(source: str) -> StoredModel:
     """Load a model from a store tag (`name[:version]`) or from an exported `.keras` file with its card beside it."""
     path = Path(source)
     if path.suffix == ".keras":
-        if not path.is_file():
-            raise FileNotFoundError(f"model file {path} not found: pass an exported .keras file or a store tag")
-        card = path.parent / CARD_JSON
-        if not card.is_file():
-            raise FileNotFoundError(
-                f"{card} not found: the .keras file needs the model card written with it by --export"
-            )
-        return StoredModel(keras.models.load_model(path), json.loads(card.read_text()), str(path))
+        return StoredModel(keras.models.load_model(path), exported_card(path), str(path))
     import bentoml
 
     try:
@@ -62,6 +55,18 @@ def load(source: str) -> StoredModel:
         ) from error
     model = keras.models.load_model(bento_model.path_of(MODEL_FILE))
     return StoredModel(model, dict(bento_model.info.metadata), str(bento_model.tag))
+
+
+def exported_card(path: Path) -> dict:
+    """The model card (model_card.json) written beside an exported .keras file."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model file {path} not found: pass a .keras file written by `python train.py train --export DIR`"
+        )
+    card = path.parent / CARD_JSON
+    if not card.is_file():
+        raise FileNotFoundError(f"{card} not found: the model card written by --export must sit beside {path.name}")
+    return json.loads(card.read_text())
 
 
 def export(model: keras.Model, metadata: dict, folder: Path) -> Path:
@@ -118,12 +123,7 @@ def import_exported(path: Path) -> tuple[str, bool]:
     import bentoml
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} not found: train one with `python train.py train --export DIR`")
-    card = path.parent / CARD_JSON
-    if not card.is_file():
-        raise FileNotFoundError(f"{card} not found: the model card written by --export must sit beside {path.name}")
-    metadata = json.loads(card.read_text())
+    metadata = exported_card(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     for existing in bentoml.models.list():
         if existing.tag.name == metadata["name"] and existing.info.metadata.get("file_sha256") == digest:
