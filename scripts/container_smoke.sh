@@ -81,7 +81,8 @@ if grep -qE '^\./(tests|models|runs|benchmarks)/|\.jpg$' <<<"$files"; then echo 
 echo "image size: $("$ENGINE" image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
 
 step "POST /classify with a real cup photo"
-cup_id=$(tr -d '\r' <"$PHOTOS/train.csv" | awk -F, '$2 == "cup" {print $1; exit}')
+# awk reads the file itself: a pipe into an `exit`ing awk would end in SIGPIPE under pipefail.
+cup_id=$(awk -F, '{sub(/\r$/, "")} $2 == "cup" {print $1; exit}' "$PHOTOS/train.csv")
 answer=$(curl -sf -F "image=@$PHOTOS/images/$cup_id.jpg" "http://127.0.0.1:$PORT/classify")
 echo "$answer"
 "$PYTHON" -c '
@@ -98,7 +99,8 @@ cat /tmp/kitchenware-400.json; echo
 [ "$status" = 400 ] || { echo "error: expected 400, got $status" >&2; exit 1; }
 
 step "GET /metrics"
-curl -sf "http://127.0.0.1:$PORT/metrics" | grep -m 3 'endpoint="/classify"'
+metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
+grep -m 3 'endpoint="/classify"' <<<"$metrics"
 
 step "the container's answer for a real cup photo ($cup_id.jpg)"
 echo "$answer"
