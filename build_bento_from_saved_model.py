@@ -1,19 +1,38 @@
 """Import the trained model shipped in models/ into the BentoML store, then build the bento.
 
-    python build_bento_from_saved_model.py [--model models/model.keras] [--no-build]
+    python build_bento_from_saved_model.py [--model models/model.keras] [--runtime onnx|tensorflow] [--no-build]
 
-No GPU and no data needed. Running it again reuses the model already imported (same file, same tag).
+No GPU and no data needed. Importing exports model.onnx beside model.keras and checks they agree. Running it
+again reuses the model already imported (same file, same tag). The bento is bentofile.yaml's: ONNX Runtime
+serves; with --runtime tensorflow it installs tensorflow-cpu and keras instead of onnxruntime and serves
+model.keras.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
+import yaml
+
 from kitchenware import store
+from kitchenware.inference import RUNTIMES
 
 ROOT = Path(__file__).resolve().parent
+# What the TensorFlow runtime installs in place of onnxruntime (the versions of requirements.txt).
+TENSORFLOW_PACKAGES = ["tensorflow-cpu==2.21.0", "keras==3.15.1"]
+
+
+def bento_config(runtime: str) -> dict:
+    """bentofile.yaml, with the packages and the KITCHENWARE_RUNTIME of the chosen runtime."""
+    config = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    if runtime == "tensorflow":
+        packages = [p for p in config["python"]["packages"] if not p.startswith("onnxruntime")]
+        config["python"]["packages"] = TENSORFLOW_PACKAGES + packages
+        config["envs"] = [*config.get("envs", []), {"name": "KITCHENWARE_RUNTIME", "value": "tensorflow"}]
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=ROOT / "models" / store.MODEL_FILE,
+        default=ROOT / "models" / store.KERAS_FILE,
         help="an exported .keras file with model_card.json beside it",
     )
+    parser.add_argument("--runtime", choices=RUNTIMES, default="onnx", help="what serves the model in the bento")
     parser.add_argument("--no-build", action="store_true", help="only import the model into the store")
     args = parser.parse_args(argv)
     try:
@@ -35,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_build:
         import bentoml
 
-        bento = bentoml.bentos.build_bentofile(str(ROOT / "bentofile.yaml"), build_ctx=str(ROOT))
+        with tempfile.TemporaryDirectory() as scratch:
+            bentofile = Path(scratch) / "bentofile.yaml"
+            bentofile.write_text(yaml.safe_dump(bento_config(args.runtime), sort_keys=False))
+            bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=str(ROOT))
         print(f"built bento {bento.tag}")
         print(f"serve it with `bentoml serve {bento.tag}`, or `bentoml containerize {bento.tag}` for a Docker image")
     return 0

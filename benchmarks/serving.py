@@ -2,43 +2,54 @@
 
     python -m benchmarks.serving [--requests 48] [--photos ../shared/data/kitchenware-photos]
 
-1. Raw model (this process, nothing else running): one compiled forward pass at batch 1 (median), and the
-   best images/s over batch sizes 1-32.
-2. For each server layout (1 worker x 2 TensorFlow threads, 2 workers x 1 thread): start `bentoml serve`
-   with the shipped model, time start to /readyz 200, then send real photos to /classify from 1, 4 and 16
-   concurrent clients; p50/p95 latency, throughput, errors, resident memory of the server's processes.
-Prints one table and the ratios, and writes benchmarks/RESULTS.md.
+1. Raw model (this process, nothing else running), with ONNX Runtime and with TensorFlow: one forward pass
+   at batch 1 (median), and images/s for batch sizes 1-32; NumPy's matrix-product rate for the compute floor.
+2. For each server layout (runtime, workers x threads): start `bentoml serve` with the shipped model, time
+   start to /readyz 200, then send real photos to /classify from 1, 4 and 16 concurrent clients;
+   p50/p95 latency, throughput, errors, memory of the server's processes.
+Prints the tables and the ratios, and writes benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import httpx
+import aiohttp
 import numpy as np
 import psutil
 
 from kitchenware import store
-from kitchenware.inference import Classifier
+from kitchenware.config import DEFAULT_MODEL_NAME
+from kitchenware.inference import RUNTIMES, open_classifier
 from kitchenware.preprocessing import prepare
 from tests.server import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-LAYOUTS = {
-    "1 worker x 2 threads": {"KITCHENWARE_WORKERS": "1", "KITCHENWARE_THREADS": "2"},
-    "2 workers x 1 thread": {"KITCHENWARE_WORKERS": "2", "KITCHENWARE_THREADS": "1"},
-}
+
+
+def layout(runtime: str, workers: int, threads: int) -> tuple[str, dict[str, str]]:
+    """A server layout's name and the environment that selects it."""
+    name = f"{runtime}, {workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)}"
+    environment = {"KITCHENWARE_RUNTIME": runtime, "KITCHENWARE_WORKERS": workers, "KITCHENWARE_THREADS": threads}
+    return name, {key: str(value) for key, value in environment.items()}
+
+
+LAYOUTS = dict([layout("onnx", 1, 2), layout("onnx", 2, 1), layout("tensorflow", 1, 2)])
 CONCURRENCY = (1, 4, 16)
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+XCEPTION_GFLOP = 16.7  # 8.4 G multiply-adds per 299x299 image
 
 
 def timed(function, repeats: int) -> list[float]:
@@ -50,105 +61,152 @@ def timed(function, repeats: int) -> list[float]:
     return times
 
 
-def raw_model(classifier: Classifier, photos: list[Path]) -> tuple[float, dict[int, float]]:
-    """Median seconds of one batch-1 forward pass, and images/s for each batch size."""
-    pixels = np.stack([prepare(photo, classifier.input_size) for photo in photos[:32]])
-    classifier.warm_up()
-    batch1 = statistics.median(timed(lambda: classifier.probabilities(pixels[:1]), 15))
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    return sum(sum(process.cpu_times()[:2]) for process in processes)
+
+
+def raw_model(model_dir: str, runtime: str, input_size: int, photos: list[Path]) -> dict:
+    """The forward pass alone: median seconds at batch 1, CPU time per image at batch 1, images/s by batch size.
+
+    Run in a fresh process for each runtime, so neither's threads or memory stay behind."""
+    pixels = np.stack([prepare(photo, input_size) for photo in photos[: max(BATCH_SIZES)]])
+    classifier = open_classifier(Path(model_dir), runtime, threads=os.cpu_count(), input_size=input_size)
+    timed(lambda: classifier.probabilities(pixels[:1]), 5)  # the first calls after loading are slower
+    me = [psutil.Process()]
+    cpu_before = cpu_seconds(me)
+    batch1 = statistics.median(timed(lambda: classifier.probabilities(pixels[:1]), 20))
+    cpu_per_image = (cpu_seconds(me) - cpu_before) / 20
     throughput = {}
-    for size in (1, 2, 4, 8, 16, 32):
+    for size in BATCH_SIZES:
         classifier.probabilities(pixels[:size])  # first call of a shape
         seconds = statistics.median(timed(lambda s=size: classifier.probabilities(pixels[:s]), max(3, 32 // size)))
         throughput[size] = size / seconds
-    return batch1, throughput
+    return {"batch1": batch1, "cpu_per_image": cpu_per_image, "throughput": throughput}
 
 
-def load(url: str, photos: list[Path], clients: int, requests: int) -> dict:
-    """`requests` POST /classify in all, spread over `clients` concurrent clients."""
+def matmul_gflops() -> float:
+    """NumPy's float32 matrix product on this machine now: the rate that sets the compute floor."""
+    a, b = np.ones((2048, 2048), np.float32), np.ones((2048, 2048), np.float32)
+    a @ b
+    return 2 * 2048**3 / statistics.median(timed(lambda: a @ b, 10)) / 1e9
+
+
+def load(url: str, photos: list[Path], clients: int, requests: int, server: list[psutil.Process]) -> dict:
+    """`requests` POST /classify in all, from `clients` concurrent clients on one event loop (aiohttp: the load
+    generator shares the CPU with the server, so it has to be light); also the server's CPU time per request."""
     bodies = [photo.read_bytes() for photo in photos]
+    latencies, errors = [], []
 
-    def client(index: int) -> tuple[list[float], list[str]]:
-        latencies, errors = [], []
-        with httpx.Client(timeout=120) as http:
-            for n in range(index, requests, clients):
-                started = time.perf_counter()
-                response = http.post(f"{url}/classify", files={"image": ("photo.jpg", bodies[n % len(bodies)])})
-                latencies.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    errors.append(f"{response.status_code} {response.text[:120]}")
-        return latencies, errors
+    async def client(session: aiohttp.ClientSession, index: int) -> None:
+        for n in range(index, requests, clients):
+            form = aiohttp.FormData()
+            form.add_field("image", bodies[n % len(bodies)], filename="photo.jpg", content_type="image/jpeg")
+            started = time.perf_counter()
+            async with session.post(f"{url}/classify", data=form) as response:
+                text = await response.text()
+            latencies.append(time.perf_counter() - started)
+            if response.status != 200:
+                errors.append(f"{response.status} {text[:120]}")
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(client, range(clients)))
+    async def run_clients() -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+            await asyncio.gather(*(client(session, index) for index in range(clients)))
+
+    started, cpu_before = time.perf_counter(), cpu_seconds(server)
+    asyncio.run(run_clients())
     wall = time.perf_counter() - started
-    latencies = sorted(latency for result in results for latency in result[0])
     return {
+        "cpu_per_request": (cpu_seconds(server) - cpu_before) / requests,
         "p50": float(np.percentile(latencies, 50)),
         "p95": float(np.percentile(latencies, 95)),
         "throughput": len(latencies) / wall,
-        "errors": [error for result in results for error in result[1]],
+        "errors": errors,
     }
 
 
-def server_memory_mb(port: int) -> float:
-    """Resident memory of the process listening on `port` and all its children (shared pages counted once each)."""
+def server_processes(port: int) -> list[psutil.Process]:
+    """`bentoml serve` listening on `port` and all its children."""
     for process in psutil.process_iter(["cmdline"]):
         if "serve" in (process.info["cmdline"] or []) and str(port) in (process.info["cmdline"] or []):
-            tree = [process, *process.children(recursive=True)]
-            return sum(p.memory_full_info().uss for p in tree) / 1e6
-    return float("nan")
+            return [process, *process.children(recursive=True)]
+    raise RuntimeError(f"no `bentoml serve` process on port {port}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=SHARED / "data" / "kitchenware-photos")
-    parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
+    parser.add_argument("--requests", type=int, default=96, help="requests per concurrency level")
     args = parser.parse_args()
     os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="kitchenware-bench-bentoml-"))
-    tag, _ = store.import_exported(ROOT / "models" / store.MODEL_FILE)
-    photos = sorted((args.photos / "images").glob("*.jpg"))[:64]
+    import bentoml
 
-    classifier = Classifier(store.load(tag))
-    batch1, throughput = raw_model(classifier, photos)
-    best_batch = max(throughput, key=throughput.get)
-    del classifier
+    tag, _ = store.import_exported(ROOT / "models" / store.KERAS_FILE)
+    bento_model = bentoml.models.get(tag)
+    input_size = int(bento_model.info.metadata["input_size"])
+    photos = sorted((args.photos / "images").glob("*.jpg"))[:64]
+    raw = {}
+    for runtime in RUNTIMES:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh_process:
+            raw[runtime] = fresh_process.submit(raw_model, bento_model.path, runtime, input_size, photos).result()
+    gflops = matmul_gflops()
 
     rows, summary = [], {}
     for layout, environment in LAYOUTS.items():
         log = Path(tempfile.mkdtemp()) / "serve.log"
-        with serving("service:KitchenwareClassifier", log, **environment) as (url, cold_start):
-            port = int(url.rsplit(":", 1)[1])
-            results = {clients: load(url, photos, clients, args.requests) for clients in CONCURRENCY}
-            memory = server_memory_mb(port)
-        summary[layout] = (results, cold_start, memory)
+        with serving("service:KitchenwareClassifier", log, KITCHENWARE_MODEL=tag, **environment) as (url, cold_start):
+            server = server_processes(int(url.rsplit(":", 1)[1]))
+            results = {clients: load(url, photos, clients, args.requests, server) for clients in CONCURRENCY}
+            # Unique memory of each process: pages shared between them are not counted twice.
+            memory = sum(process.memory_full_info().uss for process in server) / 1e6
+        summary[layout] = (environment["KITCHENWARE_RUNTIME"], results, cold_start, memory)
         for clients, result in results.items():
             rows.append(
                 f"| {layout} | {clients} | {result['p50'] * 1000:.0f} | {result['p95'] * 1000:.0f} | "
-                f"{result['throughput']:.2f} | {len(result['errors'])} {'; '.join(sorted(set(result['errors'])))} |"
+                f"{result['throughput']:.2f} | {result['cpu_per_request'] * 1000:.0f} | "
+                f"{len(result['errors'])} {'; '.join(sorted(set(result['errors'])))} |"
             )
 
+    floor_ms = XCEPTION_GFLOP / gflops * 1000
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"{datetime.date.today()}; `python -m benchmarks.serving --requests {args.requests}`",
+        f"{datetime.date.today()}; `python -m benchmarks.serving --requests {args.requests}`; "
+        f"model {DEFAULT_MODEL_NAME} (Xception 299x299) from models/",
         "",
-        f"Raw model in-process (TensorFlow, compiled call): batch 1 {batch1 * 1000:.0f} ms/image; "
-        + ", ".join(f"batch {size}: {rate:.2f} img/s" for size, rate in throughput.items())
-        + f"; best {throughput[best_batch]:.2f} img/s at batch {best_batch} "
-        f"({1000 / throughput[best_batch]:.0f} ms/image).",
+        "Raw model, one forward pass in a fresh process per runtime (images/s by batch size):",
         "",
-        "| server layout | clients | p50 (ms) | p95 (ms) | throughput (img/s) | errors |",
-        "|---|---|---|---|---|---|",
+        "| runtime | batch 1 (ms) | CPU per image at batch 1 (core-ms) | "
+        + " | ".join(f"batch {size}" for size in BATCH_SIZES)
+        + " | best (ms/image) | best / compute floor |",
+        "|---|---|---|" + "---|" * len(BATCH_SIZES) + "---|---|",
+    ]
+    for runtime, measured in raw.items():
+        best_ms = 1000 / max(measured["throughput"].values())
+        lines.append(
+            f"| {runtime} | {measured['batch1'] * 1000:.0f} | {measured['cpu_per_image'] * 1000:.0f} | "
+            + " | ".join(f"{measured['throughput'][size]:.2f}" for size in BATCH_SIZES)
+            + f" | {best_ms:.0f} | {best_ms / floor_ms:.2f} |"
+        )
+    lines += [
+        "",
+        f"Compute floor: {XCEPTION_GFLOP} GFLOP per image at the float32 matrix-product rate NumPy reached in this run "
+        f"({gflops:.0f} GFLOP/s on {os.cpu_count()} cores) = {floor_ms:.0f} ms/image.",
+        "",
+        "`bentoml serve` over HTTP, POST /classify with real photos (server CPU: all its processes, per request):",
+        "",
+        "| server layout | clients | p50 (ms) | p95 (ms) | throughput (img/s) | server CPU (core-ms) | errors |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
         "| server layout | cold start to /readyz (s) | memory, all processes (MB, USS) | p50 at 1 client / raw batch 1 "
-        "| throughput at 16 clients / best raw |",
-        "|---|---|---|---|---|",
+        "| throughput at 16 clients / best raw | server CPU at 16 clients / raw CPU |",
+        "|---|---|---|---|---|---|",
     ]
-    for layout, (results, cold_start, memory) in summary.items():
+    for layout, (runtime, results, cold_start, memory) in summary.items():
+        measured = raw[runtime]
         lines.append(
-            f"| {layout} | {cold_start:.1f} | {memory:.0f} | {results[1]['p50'] / batch1:.2f} "
-            f"| {results[16]['throughput'] / throughput[best_batch]:.2f} |"
+            f"| {layout} | {cold_start:.1f} | {memory:.0f} | {results[1]['p50'] / measured['batch1']:.2f} "
+            f"| {results[16]['throughput'] / max(measured['throughput'].values()):.2f} "
+            f"| {results[16]['cpu_per_request'] / measured['cpu_per_image']:.2f} |"
         )
     report = "\n".join(lines) + "\n"
     print(report)

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "kitchenware_classifier"
+# The files of a saved model, in the BentoML store and in an exported folder.
+KERAS_FILE = "model.keras"
+ONNX_FILE = "model.onnx"  # the same network for ONNX Runtime, exported from model.keras
 
 
 @dataclass(frozen=True)

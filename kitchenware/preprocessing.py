@@ -1,7 +1,9 @@
 """The one image preprocessing path, shared by training, evaluation, prediction and the service.
 
 A photo is decoded with Pillow, turned upright by its EXIF orientation, converted to 8-bit RGB
-and resized (bilinear) to the model's square input. Pixel scaling lives inside the saved model,
+and resized (bilinear) to the model's square input. A JPEG is decoded straight at the smallest
+1/2, 1/4 or 1/8 scale that still covers the input (Pillow's `draft`): 3-4x faster than decoding
+every pixel of a phone photo only to throw most of them away. Pixel scaling lives inside the saved model,
 so everything here hands the model plain 0-255 RGB pixels.
 """
 
@@ -27,8 +29,11 @@ class ImageError(ValueError):
 ImageSource = str | Path | bytes | BinaryIO
 
 
-def load_image(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode a photo (path, bytes or file object) into an upright 8-bit RGB image.
+def load_image(
+    source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS, at_least: int | None = None
+) -> Image.Image:
+    """Decode a photo (path, bytes or file object) into an upright 8-bit RGB image; with `at_least`,
+    a JPEG may come out scaled down, but never below at_least x at_least.
 
     Raises ImageError for empty, truncated, unknown or oversized files, checking the pixel
     count from the header before decoding the pixels.
@@ -48,6 +53,8 @@ def load_image(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS)
                         f"limit of {max_pixels:,}: resize it before uploading"
                     )
                 image.seek(0)  # first frame of animated GIF/WebP/TIFF
+                if at_least is not None:
+                    image.draft("RGB", (at_least, at_least))  # a no-op for formats other than JPEG
                 image.load()
                 upright = ImageOps.exif_transpose(image)
                 return to_rgb(upright)
@@ -86,4 +93,4 @@ def resize(image: Image.Image, input_size: int) -> np.ndarray:
 
 def prepare(source: ImageSource, input_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode and resize one photo into the model's input pixels."""
-    return resize(load_image(source, max_pixels), input_size)
+    return resize(load_image(source, max_pixels, at_least=input_size), input_size)

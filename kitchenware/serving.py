@@ -32,8 +32,9 @@ class ServiceSettings:
     max_upload_bytes: int  # KITCHENWARE_MAX_UPLOAD_MB
     max_pixels: int  # KITCHENWARE_MAX_PIXELS
     max_batch_images: int  # KITCHENWARE_MAX_BATCH_IMAGES
+    runtime: str  # KITCHENWARE_RUNTIME: onnx (default) or tensorflow
     workers: int  # KITCHENWARE_WORKERS
-    threads: int  # KITCHENWARE_THREADS: TensorFlow threads per worker
+    threads: int  # KITCHENWARE_THREADS: threads per worker for the forward pass
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
@@ -44,6 +45,7 @@ class ServiceSettings:
             max_upload_bytes=_environment_int("KITCHENWARE_MAX_UPLOAD_MB", 10) * 1024 * 1024,
             max_pixels=_environment_int("KITCHENWARE_MAX_PIXELS", DEFAULT_MAX_PIXELS),
             max_batch_images=_environment_int("KITCHENWARE_MAX_BATCH_IMAGES", 32),
+            runtime=os.environ.get("KITCHENWARE_RUNTIME", "onnx"),
             workers=workers,
             threads=_environment_int("KITCHENWARE_THREADS", max(1, cores // workers)),
         )
@@ -122,13 +124,14 @@ def ranked(probabilities: np.ndarray, class_names: list[str]) -> dict[str, float
     return {class_names[i]: round(float(probabilities[i]), 6) for i in order}
 
 
-def model_card(metadata: dict, tag: str) -> dict:
-    """The part of the model's metadata a client wants to see."""
+def model_card(metadata: dict, tag: str, runtime: str) -> dict:
+    """The part of the model's metadata a client wants to see, and what runs it."""
     validation = metadata.get("validation", {})
     return json.loads(
         json.dumps(
             {
                 "model": tag,
+                "runtime": runtime,
                 "class_names": metadata["class_names"],
                 "input_size": metadata["input_size"],
                 "architecture": metadata.get("architecture"),

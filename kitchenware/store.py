@@ -5,12 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
-MODEL_FILE = "model.keras"
+from kitchenware.config import KERAS_FILE, ONNX_FILE
+
+# The largest difference in probabilities allowed between the ONNX file and the Keras model it comes from.
+ONNX_TOLERANCE = 1e-4
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "model_card.md"
 
@@ -31,12 +36,41 @@ class StoredModel:
 
 
 def save_to_store(model: keras.Model, name: str, metadata: dict, labels: dict[str, str]) -> str:
-    """Create a BentoML model holding the .keras file; its metadata is the model card. Returns the tag."""
+    """Create a BentoML model holding model.keras and model.onnx; its metadata is the model card. Returns the tag."""
     import bentoml
 
-    with bentoml.models.create(name, labels=labels, metadata=metadata) as bento_model:
-        model.save(bento_model.path_of(MODEL_FILE))
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx_file = Path(scratch) / ONNX_FILE
+        try:
+            onnx_check = export_onnx(model, onnx_file)
+        except Exception as problem:  # noqa: BLE001 - a failed export must never lose the trained model
+            onnx_check = {"error": str(problem)}
+            print(f"warning: no ONNX file ({problem}); the model can be served with KITCHENWARE_RUNTIME=tensorflow")
+        with bentoml.models.create(name, labels=labels, metadata={**metadata, "onnx": onnx_check}) as bento_model:
+            model.save(bento_model.path_of(KERAS_FILE))
+            if onnx_file.is_file() and "error" not in onnx_check:
+                shutil.copyfile(onnx_file, bento_model.path_of(ONNX_FILE))
     return str(bento_model.tag)
+
+
+def export_onnx(model: keras.Model, path: Path) -> dict:
+    """Export the forward pass for ONNX Runtime, then check it against Keras on random pixels.
+
+    Raises ValueError if any probability differs by more than ONNX_TOLERANCE; returns what was checked."""
+    import onnxruntime
+
+    size = model.input_shape[1]
+    signature = [keras.InputSpec(shape=(None, size, size, 3), dtype="float32", name="pixels")]
+    model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+    pixels = np.random.default_rng(0).integers(0, 256, (4, size, size, 3)).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    difference = float(np.abs(session.run(None, {"pixels": pixels})[0] - model(pixels, training=False)).max())
+    if difference > ONNX_TOLERANCE:
+        raise ValueError(
+            f"the ONNX export differs from the Keras model by {difference:.2e} (limit {ONNX_TOLERANCE:.0e}): "
+            "serve this model with KITCHENWARE_RUNTIME=tensorflow and report the layer types it uses"
+        )
+    return {"max_abs_difference": difference, "checked_on": "4 random images"}
 
 
 def load(source: str) -> StoredModel:
@@ -53,7 +87,7 @@ def load(source: str) -> StoredModel:
             f"model {source!r} is not in the BentoML store ({error}): train one with `python train.py train` "
             "or import the shipped one with `python build_bento_from_saved_model.py`"
         ) from error
-    model = keras.models.load_model(bento_model.path_of(MODEL_FILE))
+    model = keras.models.load_model(bento_model.path_of(KERAS_FILE))
     return StoredModel(model, dict(bento_model.info.metadata), str(bento_model.tag))
 
 
@@ -72,10 +106,10 @@ def exported_card(path: Path) -> dict:
 def export(model: keras.Model, metadata: dict, folder: Path) -> Path:
     """Write model.keras, model_card.json and model_card.md to `folder`; returns the .keras path."""
     folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / MODEL_FILE)
+    model.save(folder / KERAS_FILE)
     (folder / CARD_JSON).write_text(json.dumps(metadata, indent=2) + "\n")
     (folder / CARD_MARKDOWN).write_text(model_card_markdown(metadata))
-    return folder / MODEL_FILE
+    return folder / KERAS_FILE
 
 
 def model_card_markdown(metadata: dict) -> str:
@@ -129,10 +163,8 @@ def import_exported(path: Path) -> tuple[str, bool]:
         if existing.tag.name == metadata["name"] and existing.info.metadata.get("file_sha256") == digest:
             return str(existing.tag), False
     try:
-        keras.models.load_model(path)
+        model = keras.models.load_model(path)
     except (ValueError, OSError) as problem:
         raise ValueError(f"{path} is not a Keras model ({problem}): pass the model.keras written by --export") from None
     labels = metadata.get("config", {}).get("labels", {})
-    with bentoml.models.create(metadata["name"], labels=labels, metadata={**metadata, "file_sha256": digest}) as new:
-        shutil.copyfile(path, new.path_of(MODEL_FILE))
-    return str(new.tag), True
+    return save_to_store(model, metadata["name"], {**metadata, "file_sha256": digest}, labels), True

@@ -71,8 +71,9 @@ user=$("$ENGINE" exec "$NAME" id -un)
 echo "runs as: $user"
 packages=$("$ENGINE" exec "$NAME" python -c \
   'import importlib.metadata as m; print("\n".join(d.name.lower() + "==" + d.version for d in m.distributions()))')
-echo "$(wc -l <<<"$packages") Python packages; tensorflow: $(grep -i '^tensorflow' <<<"$packages" | tr '\n' ' ')"
-for unwanted in matplotlib tensorboard pytest ruff; do
+echo "$(wc -l <<<"$packages") Python packages; runtime: $(grep -iE '^(onnxruntime|tensorflow)' <<<"$packages" | tr '\n' ' ')"
+# The default bento serves with ONNX Runtime: TensorFlow and Keras must not be installed.
+for unwanted in tensorflow tensorflow-cpu tensorflow_cpu keras matplotlib tensorboard pytest ruff; do
   if grep -qi "^$unwanted==" <<<"$packages"; then echo "error: $unwanted is in the image" >&2; exit 1; fi
 done
 files=$("$ENGINE" exec "$NAME" sh -c 'cd /home/bentoml/bento/src && find . -type f | sort')
@@ -102,5 +103,6 @@ step "GET /metrics"
 metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
 grep -m 3 'endpoint="/classify"' <<<"$metrics"
 
-step "the container's answer for a real cup photo ($cup_id.jpg)"
+step "the container's answer for a real cup photo ($cup_id.jpg) and its memory"
 echo "$answer"
+"$ENGINE" stats --no-stream --format '{{.MemUsage}}' "$NAME" || echo "(memory: $ENGINE stats is not available here)"

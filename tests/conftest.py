@@ -2,6 +2,8 @@
 
 import csv
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from PIL import Image  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_PHOTOS = SHARED / "data" / "kitchenware-photos"
 IMAGENET_WEIGHTS = SHARED / "assets" / "xception_imagenet_notop.weights.h5"
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL = ROOT / "models" / "model.keras"
 
 # One colour per class: a tiny network separates them in a few epochs.
 CLASS_COLOURS = {"cup": (200, 40, 40), "fork": (40, 200, 40), "spoon": (40, 40, 200)}
@@ -71,3 +75,26 @@ def needs_real_data():
         not (REAL_PHOTOS / "train.csv").is_file() or not IMAGENET_WEIGHTS.is_file(),
         reason=f"the shared photos ({REAL_PHOTOS}) or ImageNet weights ({IMAGENET_WEIGHTS}) are absent on this machine",
     )
+
+
+needs_shipped_model_and_photos = pytest.mark.skipif(
+    not SHIPPED_MODEL.is_file() or not (REAL_PHOTOS / "train.csv").is_file(),
+    reason=f"needs the shipped model ({SHIPPED_MODEL}) and the shared photos ({REAL_PHOTOS})",
+)
+
+
+def run(*command: str) -> str:
+    """Run a command in the project folder; fail the test with its output if it fails."""
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def shipped_model_in_store() -> str:
+    """The shipped model imported into the test store by the user's command (twice: the second run reuses it)."""
+    output = run(sys.executable, "build_bento_from_saved_model.py", "--no-build")
+    again = run(sys.executable, "build_bento_from_saved_model.py", "--no-build")
+    tag = output.split()[-1]
+    assert again.strip() == f"already in the store: {tag}"
+    return tag

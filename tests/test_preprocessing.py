@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from images import colour_photo, decompression_bomb_png, encode, exif_rotated_jpeg, odd_valid_images, truncated_jpeg
+from PIL import Image
 
 from kitchenware.preprocessing import ImageError, load_image, prepare
 
@@ -27,8 +28,6 @@ def test_transparent_areas_become_white():
 
 
 def test_sixteen_bit_is_scaled_not_clipped():
-    from PIL import Image
-
     bright = Image.fromarray(np.full((4, 4), 65535, np.uint16))
     assert load_image(encode(bright, "PNG")).getpixel((0, 0)) == (255, 255, 255)
 
@@ -57,3 +56,25 @@ def test_too_many_pixels_is_refused_before_decoding():
         load_image(decompression_bomb_png())
     with pytest.raises(ImageError, match="more than the limit of 1,000"):
         load_image(encode(colour_photo(size=(50, 50)), "PNG"), max_pixels=1000)
+
+
+def gradient_photo(width: int, height: int) -> Image.Image:
+    x, y = np.meshgrid(np.linspace(0, 255, width), np.linspace(0, 255, height))
+    return Image.fromarray(np.stack([x, y, 255 - x], axis=-1).astype(np.uint8))
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale_that_still_covers_the_input():
+    jpeg = encode(gradient_photo(1200, 900), "JPEG", quality=95)
+    assert load_image(jpeg).size == (1200, 900)
+    assert load_image(jpeg, at_least=299).size == (600, 450)  # 1/2: 1/4 would be 300x225, under 299
+    assert load_image(jpeg, at_least=100).size == (150, 113)  # 1/8
+    reduced = prepare(jpeg, 299).astype(int)
+    full = np.asarray(load_image(jpeg).resize((299, 299), Image.Resampling.BILINEAR)).astype(int)
+    assert np.abs(reduced - full).mean() < 1.0
+
+
+def test_small_photos_and_other_formats_are_decoded_whole():
+    small = encode(gradient_photo(400, 300), "JPEG")
+    assert load_image(small, at_least=299).size == (400, 300)
+    png = encode(gradient_photo(1200, 900), "PNG")
+    assert load_image(png, at_least=299).size == (1200, 900)

@@ -2,40 +2,17 @@
 
 import csv
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-import pytest
-from conftest import REAL_PHOTOS
-from server import ROOT, serving
-
-SHIPPED_MODEL = ROOT / "models" / "model.keras"
-needs_shipped_model_and_photos = pytest.mark.skipif(
-    not SHIPPED_MODEL.is_file() or not (REAL_PHOTOS / "train.csv").is_file(),
-    reason=f"needs the shipped model ({SHIPPED_MODEL}) and the shared photos ({REAL_PHOTOS})",
-)
+from conftest import REAL_PHOTOS, needs_shipped_model_and_photos, run
+from server import serving
 
 
 def first_photo_of(label: str) -> Path:
     image_id = next(row["Id"] for row in csv.DictReader(open(REAL_PHOTOS / "train.csv")) if row["label"] == label)
     return REAL_PHOTOS / "images" / f"{image_id}.jpg"
-
-
-def run(*command: str) -> str:
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def shipped_model_in_store() -> str:
-    output = run(sys.executable, "build_bento_from_saved_model.py", "--no-build")
-    again = run(sys.executable, "build_bento_from_saved_model.py", "--no-build")
-    tag = output.split()[-1]
-    assert again.strip() == f"already in the store: {tag}"  # running it twice is harmless
-    return tag
 
 
 def check_classifies_a_cup(url: str) -> None:
@@ -64,6 +41,14 @@ def test_bentoml_serve_answers_readyz_classify_and_metrics(shipped_model_in_stor
 
 
 @needs_shipped_model_and_photos
+def test_bentoml_serve_with_the_tensorflow_runtime(shipped_model_in_store: str, tmp_path: Path):
+    with serving("service:KitchenwareClassifier", tmp_path / "serve.log", KITCHENWARE_RUNTIME="tensorflow") as (url, _):
+        check_classifies_a_cup(url)
+        info = httpx.post(f"{url}/model_info", timeout=10).json()
+        assert info["runtime"] == "tensorflow" and info["model"] == shipped_model_in_store
+
+
+@needs_shipped_model_and_photos
 def test_built_bento_serves(shipped_model_in_store: str, tmp_path: Path):
     output = run(sys.executable, "build_bento_from_saved_model.py")
     assert "already in the store" in output and "built bento kitchenware_service:" in output
@@ -72,3 +57,24 @@ def test_built_bento_serves(shipped_model_in_store: str, tmp_path: Path):
     with serving(tag, tmp_path / "bento.log") as (url, _):
         check_classifies_a_cup(url)
         assert httpx.post(f"{url}/model_info", timeout=10).json()["model"] == shipped_model_in_store
+
+
+def locked_packages(bento_tag: str) -> set[str]:
+    """The package names the bento's container will install (BentoML's locked requirements)."""
+    import bentoml
+
+    lines = (Path(bentoml.bentos.get(bento_tag).path) / "env" / "python" / "requirements.txt").read_text().splitlines()
+    return {line.split("==")[0].lower() for line in lines if "==" in line}
+
+
+@needs_shipped_model_and_photos
+def test_bentos_install_only_their_runtime(shipped_model_in_store: str):
+    onnx_tag = re.search(r"built bento (\S+)", run(sys.executable, "build_bento_from_saved_model.py")).group(1)
+    assert "onnxruntime" in locked_packages(onnx_tag)
+    assert not {"tensorflow", "tensorflow-cpu", "keras"} & locked_packages(onnx_tag)
+    output = run(sys.executable, "build_bento_from_saved_model.py", "--runtime", "tensorflow")
+    tensorflow_tag = re.search(r"built bento (\S+)", output).group(1)
+    assert {"tensorflow-cpu", "keras"} <= locked_packages(tensorflow_tag)
+    assert "onnxruntime" not in locked_packages(tensorflow_tag)
+    bento = run(str(Path(sys.executable).with_name("bentoml")), "get", tensorflow_tag)
+    assert "name: KITCHENWARE_RUNTIME\n  value: tensorflow" in bento  # set in its container

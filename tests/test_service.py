@@ -45,6 +45,7 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(trained: Path):
+    """The service as configured by default (ONNX Runtime); test_server.py serves the TensorFlow runtime for real."""
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("KITCHENWARE_MODEL", f"{MODEL_NAME}:latest")
         environment.setenv("KITCHENWARE_MAX_UPLOAD_MB", str(UPLOAD_LIMIT_MB))
@@ -108,17 +109,21 @@ def test_same_photo_same_probabilities_from_cli_predict_and_http(client: TestCli
 
 
 def test_classify_batch_keeps_the_order(client: TestClient):
-    colours = [(40, 40, 200), (200, 40, 40), (40, 200, 40), (40, 40, 200)]
+    """11 photos: more than one forward pass (8 at most), answered in the order of the uploads."""
+    colours = {"cup": (200, 40, 40), "fork": (40, 200, 40), "spoon": (40, 40, 200)}
+    labels = ["spoon", "cup", "fork", "spoon", "fork", "cup", "cup", "spoon", "fork", "fork", "cup"]
     files = [
-        ("images", (f"{i}.png", encode(colour_photo(c, seed=i), "PNG"), "image/png")) for i, c in enumerate(colours)
+        ("images", (f"{i}.png", encode(colour_photo(colours[label], seed=i), "PNG"), "image/png"))
+        for i, label in enumerate(labels)
     ]
     response = client.post("/classify_batch", files=files)
     assert response.status_code == 200
-    assert [answer["label"] for answer in response.json()] == ["spoon", "cup", "fork", "spoon"]
+    assert [answer["label"] for answer in response.json()] == labels
 
 
 def test_model_info_has_the_card(client: TestClient):
     info = client.post("/model_info").json()
+    assert info["runtime"] == "onnx"
     assert info["class_names"] == ["cup", "fork", "spoon"]
     assert info["input_size"] == 32 and info["architecture"] == "scratch"
     assert info["model"].startswith(f"{MODEL_NAME}:") and 0 <= info["validation"]["accuracy"] <= 1

@@ -191,8 +191,34 @@ def test_mixed_precision_keeps_float32_probabilities(kaggle_photos: Path, tmp_pa
     trained = train_model(config, prepare_data(config), tmp_path)
     assert trained.network.model.output.dtype == "float32"
     np.testing.assert_allclose(trained.report.probabilities.sum(axis=1), 1.0, atol=1e-3)
+    # A model trained on a GPU in mixed precision still gets its checked ONNX file for serving.
+    stored = bentoml.models.get(store.save_to_store(trained.network.model, "mixed_precision_model", {}, {}))
+    assert stored.info.metadata["onnx"]["max_abs_difference"] <= store.ONNX_TOLERANCE
+    assert (Path(stored.path) / "model.onnx").is_file()
 
 
 def test_balanced_class_weights():
     weights = balanced_class_weights(np.array([0, 0, 0, 1]), 2)
     assert weights == pytest.approx({0: 4 / 6, 1: 2.0})
+
+
+def test_a_failed_onnx_export_keeps_the_trained_model(monkeypatch: pytest.MonkeyPatch, capsys):
+    import keras
+
+    from kitchenware.inference import open_classifier
+
+    def refuse(model, path):
+        raise ValueError("the ONNX export differs from the Keras model by 3.00e-01")
+
+    monkeypatch.setattr(store, "export_onnx", refuse)
+    layers = [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    model = keras.Sequential(layers)
+    stored = bentoml.models.get(store.save_to_store(model, "no_onnx_model", {}, {}))
+    assert "differs" in stored.info.metadata["onnx"]["error"]
+    assert "KITCHENWARE_RUNTIME=tensorflow" in capsys.readouterr().out
+    assert (Path(stored.path) / "model.keras").is_file() and not (Path(stored.path) / "model.onnx").exists()
+    with pytest.raises(FileNotFoundError, match="KITCHENWARE_RUNTIME=tensorflow"):
+        open_classifier(stored.path, "onnx", threads=1, input_size=8)
+    assert open_classifier(stored.path, "tensorflow", threads=1, input_size=8).probabilities(
+        np.zeros((1, 8, 8, 3), np.uint8)
+    ).shape == (1, 2)
