@@ -2,8 +2,8 @@
 
 One BentoML service holds the model in its own process: an upload is decoded on a worker thread, then
 runs through the network on the one inference thread, which owns the CPU cores. Measured on 2 cores
-(benchmarks/RESULTS.md), this beats a separate batching model service: batching gains ONNX Runtime
-~3% here, while the hop between two services costs more CPU and 3x the memory.
+(README, Benchmarks), this beats a separate model service with BentoML's adaptive batching: batching
+gains ONNX Runtime a few percent on a CPU, while the hop between two services cost more CPU and 3x the memory.
 """
 
 from __future__ import annotations

@@ -153,14 +153,16 @@ def model_card_markdown(metadata: dict) -> str:
 def import_exported(path: Path) -> tuple[str, bool]:
     """Put an exported model (.keras + model_card.json) into the store once; returns (tag, newly imported).
 
-    The file's SHA-256 goes into the metadata, so importing the same file again finds the same model."""
+    The file's SHA-256 goes into the metadata, so importing the same file again finds the same model; a model
+    imported before ONNX export existed (no "onnx" in its metadata) is imported again, with its model.onnx."""
     import bentoml
 
     path = Path(path)
     metadata = exported_card(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     for existing in bentoml.models.list():
-        if existing.tag.name == metadata["name"] and existing.info.metadata.get("file_sha256") == digest:
+        same_file = existing.info.metadata.get("file_sha256") == digest and "onnx" in existing.info.metadata
+        if existing.tag.name == metadata["name"] and same_file:
             return str(existing.tag), False
     try:
         model = keras.models.load_model(path)

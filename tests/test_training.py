@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import bentoml
+import keras
 import numpy as np
 import pytest
 
@@ -202,18 +203,21 @@ def test_balanced_class_weights():
     assert weights == pytest.approx({0: 4 / 6, 1: 2.0})
 
 
-def test_a_failed_onnx_export_keeps_the_trained_model(monkeypatch: pytest.MonkeyPatch, capsys):
-    import keras
+def tiny_model() -> keras.Model:
+    """8x8 photos, 2 classes: for what is about the files, not the training."""
+    return keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    )
 
+
+def test_a_failed_onnx_export_keeps_the_trained_model(monkeypatch: pytest.MonkeyPatch, capsys):
     from kitchenware.inference import open_classifier
 
     def refuse(model, path):
         raise ValueError("the ONNX export differs from the Keras model by 3.00e-01")
 
     monkeypatch.setattr(store, "export_onnx", refuse)
-    layers = [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
-    model = keras.Sequential(layers)
-    stored = bentoml.models.get(store.save_to_store(model, "no_onnx_model", {}, {}))
+    stored = bentoml.models.get(store.save_to_store(tiny_model(), "no_onnx_model", {}, {}))
     assert "differs" in stored.info.metadata["onnx"]["error"]
     assert "KITCHENWARE_RUNTIME=tensorflow" in capsys.readouterr().out
     assert (Path(stored.path) / "model.keras").is_file() and not (Path(stored.path) / "model.onnx").exists()
@@ -222,3 +226,23 @@ def test_a_failed_onnx_export_keeps_the_trained_model(monkeypatch: pytest.Monkey
     assert open_classifier(stored.path, "tensorflow", threads=1, input_size=8).probabilities(
         np.zeros((1, 8, 8, 3), np.uint8)
     ).shape == (1, 2)
+
+
+def test_a_model_imported_before_onnx_export_is_imported_again_with_it(tmp_path: Path):
+    import hashlib
+
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    )
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "model_card.json").write_text(json.dumps({"name": "imported_model", "input_size": 8}))
+    digest = hashlib.sha256((tmp_path / "model.keras").read_bytes()).hexdigest()
+    with bentoml.models.create("imported_model", metadata={"input_size": 8, "file_sha256": digest}) as old:
+        shutil.copyfile(tmp_path / "model.keras", old.path_of("model.keras"))  # as the first version stored it
+
+    tag, imported = store.import_exported(tmp_path / "model.keras")
+    assert imported and tag != str(old.tag)
+    assert (Path(bentoml.models.get(tag).path) / "model.onnx").is_file()
+    assert store.import_exported(tmp_path / "model.keras") == (tag, False)
