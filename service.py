@@ -48,7 +48,7 @@ class KitchenwareClassifier:
         return prepare(upload.read_bytes(), self.input_size, SETTINGS.max_pixels)
 
     async def _classify(self, uploads: list[Path]) -> list[Classification]:
-        """Decode the uploads in parallel (ImageError names a bad one), then one forward pass over them all."""
+        """Decode the uploads in parallel (ImageError names a bad one), then run them through the network."""
         decoding = [asyncio.to_thread(self._pixels, upload) for upload in uploads]
         pixels = await asyncio.gather(*decoding, return_exceptions=True)
         for position, problem in enumerate(pixels, start=1):

@@ -31,7 +31,7 @@ class OnnxClassifier:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Idle threads sleep instead of spinning: in the service they share the cores with photo decoding,
-        # and spinning cost 20% more CPU per request there (benchmarks/serving.py).
+        # and spinning cost 22% more CPU per request at 16 clients (README, Benchmarks).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
@@ -68,9 +68,9 @@ def open_classifier(model_dir: Path, runtime: str, threads: int, input_size: int
         onnx_file = Path(model_dir) / ONNX_FILE
         if not onnx_file.is_file():
             raise FileNotFoundError(
-                f"{onnx_file} not found: this model was saved before ONNX export; import it again with "
-                "`python build_bento_from_saved_model.py --model path/to/model.keras`, or serve it with "
-                "KITCHENWARE_RUNTIME=tensorflow"
+                f"{onnx_file} not found: the model was saved before ONNX export, or its export failed (see 'onnx' "
+                "in its metadata); import its .keras file again with `python build_bento_from_saved_model.py "
+                "--model path/to/model.keras`, or serve it with KITCHENWARE_RUNTIME=tensorflow"
             )
         classifier = OnnxClassifier(onnx_file, threads)
     else:
