@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from kitchenware import store
+from benchmarks.serving import batch1, shipped_model_in_store
 from kitchenware.config import ONNX_FILE
 from kitchenware.data import find_photos, label_indices, stratified_split
 from kitchenware.inference import OnnxClassifier
@@ -53,25 +51,14 @@ def probabilities(classifier: OnnxClassifier, pixels: np.ndarray) -> np.ndarray:
 
 
 def batch1_ms(classifier: OnnxClassifier, pixels: np.ndarray) -> float:
-    for _ in range(3):
-        classifier.probabilities(pixels[:1])
-    times = []
-    for _ in range(20):
-        started = time.perf_counter()
-        classifier.probabilities(pixels[:1])
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+    return batch1(classifier, pixels)[0] * 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=SHARED / "data" / "kitchenware-photos")
     args = parser.parse_args()
-    os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="kitchenware-bench-bentoml-"))
-    import bentoml
-
-    tag, _ = store.import_exported(ROOT / "models" / store.KERAS_FILE)
-    stored = bentoml.models.get(tag)
+    stored = shipped_model_in_store()
     metadata = stored.info.metadata
     photos = find_photos(args.photos)
     train, val = stratified_split(photos.samples, metadata["config"]["val_fraction"], metadata["config"]["seed"])

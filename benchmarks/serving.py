@@ -31,7 +31,7 @@ import psutil
 
 from kitchenware import store
 from kitchenware.config import DEFAULT_MODEL_NAME
-from kitchenware.inference import RUNTIMES, open_classifier
+from kitchenware.inference import RUNTIMES, Classifier, open_classifier
 from kitchenware.preprocessing import prepare
 from tests.server import serving
 
@@ -61,6 +61,26 @@ def timed(function, repeats: int) -> list[float]:
     return times
 
 
+def shipped_model_in_store():
+    """The shipped models/model.keras imported into the benchmark's own BentoML store (a temporary one unless
+    BENTOML_HOME is set), with its model.onnx; returns the store's model."""
+    os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="kitchenware-bench-bentoml-"))
+    import bentoml
+
+    tag, _ = store.import_exported(ROOT / "models" / store.KERAS_FILE)
+    return bentoml.models.get(tag)
+
+
+def batch1(classifier: Classifier, pixels: np.ndarray, repeats: int = 20) -> tuple[float, float]:
+    """Median seconds of a batch-1 forward pass and this process's CPU seconds per pass, after 5 warm-up
+    calls (the first calls after loading are slower)."""
+    timed(lambda: classifier.probabilities(pixels[:1]), 5)
+    me = [psutil.Process()]
+    cpu_before = cpu_seconds(me)
+    seconds = statistics.median(timed(lambda: classifier.probabilities(pixels[:1]), repeats))
+    return seconds, (cpu_seconds(me) - cpu_before) / repeats
+
+
 def cpu_seconds(processes: list[psutil.Process]) -> float:
     return sum(sum(process.cpu_times()[:2]) for process in processes)
 
@@ -71,17 +91,13 @@ def raw_model(model_dir: str, runtime: str, input_size: int, photos: list[Path])
     Run in a fresh process for each runtime, so neither's threads or memory stay behind."""
     pixels = np.stack([prepare(photo, input_size) for photo in photos[: max(BATCH_SIZES)]])
     classifier = open_classifier(Path(model_dir), runtime, threads=os.cpu_count(), input_size=input_size)
-    timed(lambda: classifier.probabilities(pixels[:1]), 5)  # the first calls after loading are slower
-    me = [psutil.Process()]
-    cpu_before = cpu_seconds(me)
-    batch1 = statistics.median(timed(lambda: classifier.probabilities(pixels[:1]), 20))
-    cpu_per_image = (cpu_seconds(me) - cpu_before) / 20
+    batch1_seconds, cpu_per_image = batch1(classifier, pixels)
     throughput = {}
     for size in BATCH_SIZES:
         classifier.probabilities(pixels[:size])  # first call of a shape
         seconds = statistics.median(timed(lambda s=size: classifier.probabilities(pixels[:s]), max(3, 32 // size)))
         throughput[size] = size / seconds
-    return {"batch1": batch1, "cpu_per_image": cpu_per_image, "throughput": throughput}
+    return {"batch1": batch1_seconds, "cpu_per_image": cpu_per_image, "throughput": throughput}
 
 
 def matmul_gflops() -> float:
@@ -137,11 +153,8 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=SHARED / "data" / "kitchenware-photos")
     parser.add_argument("--requests", type=int, default=96, help="requests per concurrency level")
     args = parser.parse_args()
-    os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="kitchenware-bench-bentoml-"))
-    import bentoml
-
-    tag, _ = store.import_exported(ROOT / "models" / store.KERAS_FILE)
-    bento_model = bentoml.models.get(tag)
+    bento_model = shipped_model_in_store()
+    tag = str(bento_model.tag)
     input_size = int(bento_model.info.metadata["input_size"])
     photos = sorted((args.photos / "images").glob("*.jpg"))[:64]
     raw = {}

@@ -48,7 +48,7 @@ def save_to_store(model: keras.Model, name: str, metadata: dict, labels: dict[st
             print(f"warning: no ONNX file ({problem}); the model can be served with KITCHENWARE_RUNTIME=tensorflow")
         with bentoml.models.create(name, labels=labels, metadata={**metadata, "onnx": onnx_check}) as bento_model:
             model.save(bento_model.path_of(KERAS_FILE))
-            if onnx_file.is_file() and "error" not in onnx_check:
+            if "error" not in onnx_check:
                 shutil.copyfile(onnx_file, bento_model.path_of(ONNX_FILE))
     return str(bento_model.tag)
 
