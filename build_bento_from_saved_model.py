@@ -1,11 +1,11 @@
 """Import the trained model shipped in models/ into the BentoML store, then build the bento.
 
-    python build_bento_from_saved_model.py [--model models/model.keras] [--runtime onnx|tensorflow] [--no-build]
+    python build_bento_from_saved_model.py [--model models] [--runtime onnx|tensorflow] [--no-build]
 
-No GPU and no data needed. Importing exports model.onnx beside model.keras and checks they agree. Running it
-again reuses the model already imported (same file, same tag). The bento is bentofile.yaml's: ONNX Runtime
-serves; with --runtime tensorflow it installs tensorflow-cpu and keras instead of onnxruntime and serves
-model.keras.
+No GPU, no data and no TensorFlow needed: models/ holds model.onnx and its card, which is what the service
+runs. Running it again reuses the model already imported (same file, same tag). The bento is bentofile.yaml's:
+ONNX Runtime serves; with --runtime tensorflow it installs tensorflow-cpu and keras instead of onnxruntime and
+serves model.keras, which needs a model folder that has one (`python train.py train --export DIR`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from pathlib import Path
 import yaml
 
 from kitchenware import store
-from kitchenware.inference import RUNTIMES
+from kitchenware.core.card import KERAS_FILE
+from kitchenware.core.inference import RUNTIMES
 
 ROOT = Path(__file__).resolve().parent
-# What the TensorFlow runtime installs in place of onnxruntime (the versions of requirements.txt).
+# What the TensorFlow runtime installs in place of onnxruntime (the versions of requirements-train.txt).
 TENSORFLOW_PACKAGES = ["tensorflow-cpu==2.21.0", "keras==3.15.1"]
 
 
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=ROOT / "models" / store.KERAS_FILE,
-        help="an exported .keras file with model_card.json beside it",
+        default=ROOT / "models",
+        help="an exported model folder: model.onnx (and/or model.keras) with model_card.json",
     )
     parser.add_argument("--runtime", choices=RUNTIMES, default="onnx", help="what serves the model in the bento")
     parser.add_argument("--no-build", action="store_true", help="only import the model into the store")
@@ -52,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     print(f"{'imported' if imported else 'already in the store:'} {tag}")
+    if args.runtime == "tensorflow" and not (store.find(tag).path / KERAS_FILE).is_file():
+        print(
+            f"warning: {tag} has no {KERAS_FILE}, which the TensorFlow runtime serves: pass --model with a folder "
+            "written by `python train.py train --export DIR`",
+            file=sys.stderr,
+        )
     if not args.no_build:
         import bentoml
 

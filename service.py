@@ -15,37 +15,40 @@ from pathlib import Path
 import bentoml
 import numpy as np
 
-from kitchenware.inference import open_classifier
-from kitchenware.preprocessing import ImageError, prepare
-from kitchenware.serving import Classification, ServiceSettings, UploadGuard, error, model_card, ranked
+from kitchenware.core.card import ModelCard
+from kitchenware.core.decision import DecisionRule
+from kitchenware.core.inference import classify_pixels, open_classifier
+from kitchenware.core.preprocessing import ImageError, prepare
+from kitchenware.serving import metrics, schemas
+from kitchenware.serving.schemas import Classification
+from kitchenware.serving.settings import ServiceSettings
+from kitchenware.serving.upload import UploadGuard, error
 
 SETTINGS = ServiceSettings.from_environment()
-FORWARD_BATCH = 8
 
 
 @bentoml.service(http={"port": 3000}, workers=SETTINGS.workers, traffic={"timeout": 120, "max_concurrency": 128})
 class KitchenwareClassifier:
-    """Upload a photo of kitchenware (cup, fork, glass, knife, plate, spoon): get its class and probabilities."""
+    """Upload a photo of kitchenware (cup, fork, glass, knife, plate, spoon): get its class, calibrated
+    probabilities and a decision: "confident" (suggest the class), "unsure" (let the person choose among the
+    top few) or "unknown" (not one of the classes)."""
 
     bento_model = bentoml.models.BentoModel(SETTINGS.model_tag)
 
     def __init__(self) -> None:
-        self.metadata = dict(self.bento_model.info.metadata)
+        self.card = ModelCard.from_metadata(self.bento_model.info.metadata)
         self.tag = str(self.bento_model.tag)
-        self.class_names = list(self.metadata["class_names"])
-        self.input_size = int(self.metadata["input_size"])
-        self.classifier = open_classifier(self.bento_model.path, SETTINGS.runtime, SETTINGS.threads, self.input_size)
+        self.classifier = open_classifier(
+            self.bento_model.path, SETTINGS.runtime, SETTINGS.threads, self.card.input_size
+        )
+        self.rule = DecisionRule.for_model(
+            self.card, self.bento_model.path, SETTINGS.min_confidence, SETTINGS.ood_threshold
+        )
         # One forward pass at a time: it already uses every core given to this worker.
         self.inference_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
-    def _forward(self, pixels: np.ndarray) -> np.ndarray:
-        """At most FORWARD_BATCH photos per pass: larger batches are no faster here, and ONNX Runtime keeps the
-        memory of the largest batch it has seen (~45 MB per photo at 299x299)."""
-        chunks = range(0, len(pixels), FORWARD_BATCH)
-        return np.concatenate([self.classifier.probabilities(pixels[i : i + FORWARD_BATCH]) for i in chunks])
-
     def _pixels(self, upload: Path) -> np.ndarray:
-        return prepare(upload.read_bytes(), self.input_size, SETTINGS.max_pixels)
+        return prepare(upload.read_bytes(), self.card.input_size, SETTINGS.max_pixels)
 
     async def _classify(self, uploads: list[Path]) -> list[Classification]:
         """Decode the uploads in parallel (ImageError names a bad one), then run them through the network."""
@@ -57,13 +60,10 @@ class KitchenwareClassifier:
             if isinstance(problem, BaseException):
                 raise problem
         loop = asyncio.get_running_loop()
-        probabilities = await loop.run_in_executor(self.inference_thread, self._forward, np.stack(pixels))
-        answers = []
-        for row in probabilities:
-            scores = ranked(row, self.class_names)
-            label = next(iter(scores))
-            answers.append(Classification(label=label, confidence=scores[label], probabilities=scores, model=self.tag))
-        return answers
+        forward = await loop.run_in_executor(self.inference_thread, classify_pixels, self.classifier, np.stack(pixels))
+        answers = self.rule.decide(forward.probabilities, forward.features)
+        metrics.count(answers, self.card.class_names)
+        return schemas.classifications(answers, list(self.card.class_names), self.tag)
 
     @bentoml.api
     async def classify(self, image: Path) -> Classification:
@@ -88,8 +88,9 @@ class KitchenwareClassifier:
 
     @bentoml.api
     def model_info(self) -> dict:
-        """The model card: tag, runtime, classes in output order, input size, training data and validation metrics."""
-        return model_card(self.metadata, self.tag, SETTINGS.runtime)
+        """The model card: tag, runtime, classes in output order, input size, training data, validation metrics, and
+        the decision thresholds in force with the validation figures behind them."""
+        return schemas.model_info(self.card, self.tag, SETTINGS.runtime, self.rule)
 
 
 KitchenwareClassifier.add_asgi_middleware(UploadGuard, max_upload_bytes=SETTINGS.max_upload_bytes)

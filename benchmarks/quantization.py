@@ -22,10 +22,11 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from benchmarks.serving import batch1, shipped_model_in_store
-from kitchenware.config import ONNX_FILE
-from kitchenware.data import find_photos, label_indices, stratified_split
-from kitchenware.inference import OnnxClassifier
-from kitchenware.preprocessing import prepare
+from kitchenware.core.card import ONNX_FILE
+from kitchenware.core.inference import OnnxClassifier
+from kitchenware.core.photos import find_photos, label_indices
+from kitchenware.core.preprocessing import prepare
+from kitchenware.training.splits import stratified_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -47,7 +48,7 @@ class Photos(CalibrationDataReader):
 
 
 def probabilities(classifier: OnnxClassifier, pixels: np.ndarray) -> np.ndarray:
-    return np.concatenate([classifier.probabilities(pixels[i : i + 32]) for i in range(0, len(pixels), 32)])
+    return np.concatenate([classifier.forward(pixels[i : i + 32]).probabilities for i in range(0, len(pixels), 32)])
 
 
 def batch1_ms(classifier: OnnxClassifier, pixels: np.ndarray) -> float:

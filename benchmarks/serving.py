@@ -2,11 +2,11 @@
 
     python -m benchmarks.serving [--requests 48] [--photos ../shared/data/kitchenware-photos]
 
-1. Raw model (this process, nothing else running), with ONNX Runtime and with TensorFlow: one forward pass
-   at batch 1 (median), and images/s for batch sizes 1-32; NumPy's matrix-product rate for the compute floor.
-2. For each server layout (runtime, workers x threads): start `bentoml serve` with the shipped model, time
-   start to /readyz 200, then send real photos to /classify from 1, 4 and 16 concurrent clients;
-   p50/p95 latency, throughput, errors, memory of the server's processes.
+1. Raw model (a fresh process, nothing else running), with ONNX Runtime: one forward pass at batch 1
+   (median), and images/s for batch sizes 1-32; NumPy's matrix-product rate for the compute floor.
+2. For each server layout (workers x threads; with the model's decision rule, and the same network without
+   it): start `bentoml serve` with the shipped model, time start to /readyz 200, then send real photos to
+   /classify from 1, 4 and 16 concurrent clients; p50/p95 latency, throughput, errors, memory of the server.
 Prints the tables and the ratios, and writes benchmarks/RESULTS.md.
 """
 
@@ -18,6 +18,7 @@ import datetime
 import multiprocessing
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,23 +31,27 @@ import numpy as np
 import psutil
 
 from kitchenware import store
-from kitchenware.config import DEFAULT_MODEL_NAME
-from kitchenware.inference import RUNTIMES, Classifier, open_classifier
-from kitchenware.preprocessing import prepare
-from tests.server import serving
+from kitchenware.core.card import DEFAULT_MODEL_NAME, ONNX_FILE, ModelCard
+from kitchenware.core.inference import Classifier, open_classifier
+from kitchenware.core.preprocessing import prepare
+from tests.helpers.server import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def layout(runtime: str, workers: int, threads: int) -> tuple[str, dict[str, str]]:
-    """A server layout's name and the environment that selects it."""
-    name = f"{runtime}, {workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)}"
-    environment = {"KITCHENWARE_RUNTIME": runtime, "KITCHENWARE_WORKERS": workers, "KITCHENWARE_THREADS": threads}
-    return name, {key: str(value) for key, value in environment.items()}
+def layout(workers: int, threads: int, decisions: bool = True) -> tuple[str, dict[str, str], bool]:
+    """A server layout's name, the environment that selects it, and whether the model's decision rule is on."""
+    name = f"onnx, {workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)}"
+    name += "" if decisions else ", no decision rule"
+    environment = {"KITCHENWARE_RUNTIME": "onnx", "KITCHENWARE_WORKERS": workers, "KITCHENWARE_THREADS": threads}
+    return name, {key: str(value) for key, value in environment.items()}, decisions
 
 
-LAYOUTS = dict([layout("onnx", 1, 2), layout("onnx", 2, 1), layout("tensorflow", 1, 2)])
+# The same network with a card stripped of the decision rule measures what the rule costs (calibration and the
+# nearest-neighbour search); the features output is the pooled layer the network computes anyway.
+LAYOUTS = [layout(1, 2), layout(1, 2, decisions=False), layout(2, 1)]
+RUNTIMES = ("onnx",)  # models/ ships model.onnx only; TensorFlow was measured against it before (README)
 CONCURRENCY = (1, 4, 16)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 XCEPTION_GFLOP = 16.7  # 8.4 G multiply-adds per 299x299 image
@@ -62,22 +67,33 @@ def timed(function, repeats: int) -> list[float]:
 
 
 def shipped_model_in_store():
-    """The shipped models/model.keras imported into the benchmark's own BentoML store (a temporary one unless
-    BENTOML_HOME is set), with its model.onnx; returns the store's model."""
+    """The shipped models/ imported into the benchmark's own BentoML store (a temporary one unless
+    BENTOML_HOME is set); returns the store's model."""
     os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="kitchenware-bench-bentoml-"))
     import bentoml
 
-    tag, _ = store.import_exported(ROOT / "models" / store.KERAS_FILE)
+    tag, _ = store.import_exported(ROOT / "models")
     return bentoml.models.get(tag)
+
+
+def without_decisions(bento_model) -> str:
+    """The same model.onnx under a card without the decision rule (as a model saved before it): its tag."""
+    import bentoml
+
+    card = ModelCard.from_metadata(bento_model.info.metadata)
+    bare = ModelCard(card.name + "_no_decisions", card.class_names, card.input_size, card.architecture)
+    with bentoml.models.create(bare.name, metadata=bare.to_metadata()) as copy:
+        shutil.copyfile(Path(bento_model.path) / ONNX_FILE, copy.path_of(ONNX_FILE))
+    return str(copy.tag)
 
 
 def batch1(classifier: Classifier, pixels: np.ndarray, repeats: int = 20) -> tuple[float, float]:
     """Median seconds of a batch-1 forward pass and this process's CPU seconds per pass, after 5 warm-up
     calls (the first calls after loading are slower)."""
-    timed(lambda: classifier.probabilities(pixels[:1]), 5)
+    timed(lambda: classifier.forward(pixels[:1]), 5)
     me = [psutil.Process()]
     cpu_before = cpu_seconds(me)
-    seconds = statistics.median(timed(lambda: classifier.probabilities(pixels[:1]), repeats))
+    seconds = statistics.median(timed(lambda: classifier.forward(pixels[:1]), repeats))
     return seconds, (cpu_seconds(me) - cpu_before) / repeats
 
 
@@ -94,8 +110,8 @@ def raw_model(model_dir: str, runtime: str, input_size: int, photos: list[Path])
     batch1_seconds, cpu_per_image = batch1(classifier, pixels)
     throughput = {}
     for size in BATCH_SIZES:
-        classifier.probabilities(pixels[:size])  # first call of a shape
-        seconds = statistics.median(timed(lambda s=size: classifier.probabilities(pixels[:s]), max(3, 32 // size)))
+        classifier.forward(pixels[:size])  # first call of a shape
+        seconds = statistics.median(timed(lambda s=size: classifier.forward(pixels[:s]), max(3, 32 // size)))
         throughput[size] = size / seconds
     return {"batch1": batch1_seconds, "cpu_per_image": cpu_per_image, "throughput": throughput}
 
@@ -163,10 +179,12 @@ def main() -> None:
             raw[runtime] = fresh_process.submit(raw_model, bento_model.path, runtime, input_size, photos).result()
     gflops = matmul_gflops()
 
+    bare_tag = without_decisions(bento_model)
     rows, summary = [], {}
-    for layout, environment in LAYOUTS.items():
+    for layout, environment, decisions in LAYOUTS:
         log = Path(tempfile.mkdtemp()) / "serve.log"
-        with serving("service:KitchenwareClassifier", log, KITCHENWARE_MODEL=tag, **environment) as (url, cold_start):
+        model = tag if decisions else bare_tag
+        with serving("service:KitchenwareClassifier", log, KITCHENWARE_MODEL=model, **environment) as (url, cold_start):
             server = server_processes(int(url.rsplit(":", 1)[1]))
             results = {clients: load(url, photos, clients, args.requests, server) for clients in CONCURRENCY}
             # Unique memory of each process: pages shared between them are not counted twice.
@@ -221,6 +239,8 @@ def main() -> None:
             f"| {results[16]['throughput'] / max(measured['throughput'].values()):.2f} "
             f"| {results[16]['cpu_per_request'] / measured['cpu_per_image']:.2f} |"
         )
+    with_rule, without_rule = (summary[name][1][1]["p50"] for name, _, _ in LAYOUTS[:2])
+    lines += ["", f"p50 at 1 client with the decision rule / without it: {with_rule / without_rule:.3f}"]
     report = "\n".join(lines) + "\n"
     print(report)
     (ROOT / "benchmarks" / "RESULTS.md").write_text("# Serving benchmark: latest run\n\n" + report)

@@ -15,8 +15,8 @@ import platform
 import tempfile
 from pathlib import Path
 
-from kitchenware.config import TrainConfig
-from kitchenware.training import prepare_data, train_model
+from kitchenware.training.config import TrainConfig
+from kitchenware.training.trainer import prepare_data, train_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -1,1 +1,5 @@
-"""Kitchenware photo classifier: data, preprocessing, models, training, evaluation and the model store."""
+"""Kitchenware photo classifier, in rooms by what each may import (README, Layout):
+
+core (NumPy, Pillow, ONNX Runtime) <- training (+ TensorFlow/Keras), serving (+ BentoML); store.py and cli.py
+sit beside them.
+"""

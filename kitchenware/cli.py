@@ -1,59 +1,127 @@
-"""The command line: `train`, `evaluate` and `predict`, each with --help."""
+"""The command line: `train`, `evaluate` and `predict`, each with --help.
+
+Each command imports only the rooms it runs: `evaluate` and `predict` classify with ONNX Runtime through the
+service's own classifier and never import TensorFlow; `train` (and `--runtime tensorflow`) import it with its
+start-up noise silenced unless `--verbose`. Library code logs; only this module prints results.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import datetime
+import json
+import logging
 import shlex
 import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from kitchenware import data, store
-from kitchenware.config import DEFAULT_MODEL_NAME, TrainConfig
-from kitchenware.evaluation import Report, write_history, write_report, write_sweep
-from kitchenware.preprocessing import ImageError
-from kitchenware.training import PreparedData, prepare_data, sweep, train_model
+from kitchenware.core.card import DEFAULT_MODEL_NAME
+from kitchenware.core.decision import DECISIONS, Answers, DecisionRule
+from kitchenware.core.inference import RUNTIMES, Classifier, classify_pixels, open_classifier
+from kitchenware.core.photos import DataError, Sample, drop_unreadable, find_photos, label_indices, unlabelled_images
+from kitchenware.core.preprocessing import ImageError, prepare
 
-PREDICT_BATCH = 16
+DECODE_CHUNK = 64  # photos decoded, then classified, at a time: bounded memory on any folder size
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one to show (not for flags, required options or None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or action.required or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kitchenware.training.config import INPUT_SIZES, TrainConfig
+
     parser = argparse.ArgumentParser(
         prog="train.py", description="Train, evaluate and use kitchenware photo classifiers."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    defaults = TrainConfig(data=Path("."))
+    defaults = TrainConfig(data=(Path("."),))
+    sizes = ", ".join(f"{size} {arch}" for arch, size in INPUT_SIZES.items())
 
     train = commands.add_parser(
-        "train",
-        help="train a classifier and save it to the BentoML model store",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "train", help="train a classifier and save it to the BentoML model store", formatter_class=HelpFormatter
     )
-    train.add_argument(
-        "--data", type=Path, required=True, help="Kaggle layout (train.csv + images/) or one folder per class"
+    source = train.add_argument_group("data")
+    source.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        required=True,
+        help="Kaggle layout (train.csv + images/) or one folder per class; repeat it to train on several sources",
     )
-    train.add_argument("--arch", choices=["scratch", "xception"], default=defaults.arch)
-    train.add_argument(
+    source.add_argument(
+        "--val-fraction", type=float, default=defaults.val_fraction, help="share held out for validation"
+    )
+    source.add_argument(
+        "--split",
+        choices=["grouped", "stratified"],
+        default=defaults.split,
+        help="grouped: near-duplicate photos stay on one side (Xception with cached features); stratified: one by one",
+    )
+    source.add_argument(
+        "--seed", type=int, default=defaults.seed, help="seed of the split, the shuffling and the weights"
+    )
+    model = train.add_argument_group("model")
+    model.add_argument("--arch", choices=list(INPUT_SIZES), default=defaults.arch, help="network to train")
+    model.add_argument(
         "--weights",
         default=defaults.weights,
-        help="Xception backbone: imagenet (downloads), none (random) or a local .weights.h5 path",
+        help="Xception backbone: imagenet (downloads), none (random) or a local copy of the ImageNet .weights.h5",
     )
-    train.add_argument("--input-size", type=int, default=0, help="square input side; 0: 150 scratch, 299 xception")
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--lr", type=float, nargs="+", default=[defaults.lr], help="several values run a sweep")
-    train.add_argument(
-        "--dropout", type=float, nargs="+", default=[defaults.dropout], help="several values run a sweep"
-    )
-    train.add_argument(
+    model.add_argument("--input-size", type=int, default=0, help=f"square input side (default: {sizes})")
+    model.add_argument(
         "--inner-size", type=int, default=defaults.inner_size, help="inner Dense units in the head; 0: none"
     )
-    train.add_argument("--augment", action="store_true", help="random flip, rotation, zoom, shift and contrast")
-    train.add_argument(
+    fit = train.add_argument_group("training")
+    fit.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs of the head (stage 1)")
+    fit.add_argument("--batch-size", type=int, default=defaults.batch_size, help="photos per training step")
+    fit.add_argument(
+        "--lr",
+        type=float,
+        nargs="+",
+        default=[defaults.lr],
+        help=f"learning rate; several values run a sweep (default: {defaults.lr})",
+    )
+    fit.add_argument(
+        "--dropout",
+        type=float,
+        nargs="+",
+        default=[defaults.dropout],
+        help=f"dropout before the output; several values run a sweep (default: {defaults.dropout})",
+    )
+    fit.add_argument(
+        "--augment", action="store_true", help="random flip, rotation, zoom, shift and contrast (end to end)"
+    )
+    fit.add_argument(
+        "--class-weight", choices=["none", "balanced"], default=defaults.class_weight, help="loss weight per class"
+    )
+    fit.add_argument(
+        "--mixed-precision", choices=["auto", "on", "off"], default=defaults.mixed_precision, help="auto: on with a GPU"
+    )
+    fit.add_argument(
+        "--augment-views",
+        type=int,
+        default=defaults.augment_views,
+        help="with cached features: also train on this many augmented views (crop, flip, colour) of each photo",
+    )
+    fit.add_argument(
+        "--no-cache-features",
+        dest="cache_features",
+        action="store_false",
+        help="train end to end even when the backbone is frozen and augmentation is off",
+    )
+    tune = train.add_argument_group("fine-tuning (Xception)")
+    tune.add_argument(
         "--fine-tune",
         type=int,
         default=defaults.fine_tune_epochs,
@@ -61,60 +129,149 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="EPOCHS",
         help="then fine-tune the top Xception blocks for this many epochs",
     )
-    train.add_argument("--unfreeze", type=int, default=defaults.unfreeze, help="Xception blocks (of 14) to fine-tune")
-    train.add_argument("--fine-tune-lr", type=float, default=defaults.fine_tune_lr)
-    train.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--class-weight", choices=["none", "balanced"], default=defaults.class_weight)
-    train.add_argument(
+    tune.add_argument("--unfreeze", type=int, default=defaults.unfreeze, help="Xception blocks (of 14) to fine-tune")
+    tune.add_argument(
+        "--fine-tune-lr", type=float, default=defaults.fine_tune_lr, help="learning rate while fine-tuning"
+    )
+    stop = train.add_argument_group("stopping")
+    stop.add_argument(
         "--patience",
         type=int,
         default=defaults.patience,
-        help="epochs without a better validation accuracy before stopping",
+        help="epochs without a better validation accuracy before stopping; 0: no early stopping",
     )
-    train.add_argument("--target-accuracy", type=float, help="stop once validation accuracy reaches this")
-    train.add_argument("--mixed-precision", choices=["auto", "on", "off"], default=defaults.mixed_precision)
-    train.add_argument(
-        "--no-cache-features",
-        dest="cache_features",
-        action="store_false",
-        help="train end to end even when the backbone is frozen and augmentation is off",
+    stop.add_argument(
+        "--cross-validate",
+        type=int,
+        default=0,
+        metavar="FOLDS",
+        help="first measure this setting by grouped k-fold cross-validation on all the photos (cached features)",
     )
-    train.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the BentoML store")
-    train.add_argument("--export", type=Path, help="also write model.keras and its model card to this folder")
-    train.add_argument("--run-dir", type=Path, help="reports folder (default: runs/<timestamp>)")
-    train.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to the run folder")
+    stop.add_argument("--target-accuracy", type=float, help="stop once validation accuracy reaches this")
+    output = train.add_argument_group("output")
+    output.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the BentoML store")
+    output.add_argument(
+        "--export", type=Path, help="also write model.onnx, model.keras and the model card to this folder"
+    )
+    output.add_argument("--run-dir", type=Path, help="reports folder (default: runs/<timestamp>)")
+    output.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to the run folder")
+    _add_verbose(train)
+
+    check = commands.add_parser(
+        "check",
+        help="check labelled photos before training: unreadable, duplicates, near-duplicates, tiny, unbalanced",
+        formatter_class=HelpFormatter,
+    )
+    check.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        required=True,
+        help="labelled photos, in either training layout; repeatable",
+    )
+    check.add_argument(
+        "--weights",
+        default=defaults.weights,
+        help="the Xception backbone whose features find near-duplicates: imagenet (downloads) or a local copy",
+    )
+    check.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-check)")
+    _add_verbose(check)
 
     evaluate = commands.add_parser(
-        "evaluate",
-        help="evaluate a stored or exported model on labelled photos",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "evaluate", help="evaluate a stored or exported model on labelled photos", formatter_class=HelpFormatter
     )
-    evaluate.add_argument("--model", default=f"{DEFAULT_MODEL_NAME}:latest", help="store tag or exported .keras file")
-    evaluate.add_argument("--data", type=Path, required=True, help="labelled photos, in either training layout")
+    _add_model_options(evaluate)
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        required=True,
+        help="labelled photos, in either training layout; repeatable",
+    )
+    evaluate.add_argument("--ood", type=Path, help="a folder of photos of other things: how many are flagged")
+    evaluate.add_argument(
+        "--validation-of",
+        type=Path,
+        metavar="SPLIT_CSV",
+        help="only the validation photos of a training run (its split.csv): photos the model was not trained on",
+    )
     evaluate.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-evaluate)")
+    _add_verbose(evaluate)
 
     predict = commands.add_parser(
         "predict",
-        help="classify a folder of photos (or Kaggle's test set) into a CSV",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="classify every photo under a folder (or Kaggle's test set) into a CSV",
+        formatter_class=HelpFormatter,
     )
-    predict.add_argument("--model", default=f"{DEFAULT_MODEL_NAME}:latest", help="store tag or exported .keras file")
+    _add_model_options(predict)
     predict.add_argument(
-        "--input", type=Path, required=True, help="a folder of photos, or a folder with test.csv + images/"
+        "--input",
+        type=Path,
+        required=True,
+        help="a folder of photos, searched recursively (class folders are scored), or a folder with test.csv + images/",
     )
     predict.add_argument("--output", type=Path, default=Path("submission.csv"), help="CSV with Id,label")
     predict.add_argument("--probabilities", action="store_true", help="add one column per class with its probability")
-    return parser.parse_args(argv)
+    predict.add_argument("--kaggle", action="store_true", help="write Id,label only (a Kaggle submission)")
+    _add_verbose(predict)
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=f"{DEFAULT_MODEL_NAME}:latest", help="store tag, or an exported model folder (e.g. models)"
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="onnx",
+        help="what runs the model, as in the service (KITCHENWARE_RUNTIME)",
+    )
+    parser.add_argument(
+        "--min-confidence", type=float, help="'unsure' under this calibrated confidence (default: the model's own)"
+    )
+    parser.add_argument(
+        "--ood-threshold", type=float, help="'unknown' above this out-of-distribution score (default: the model's own)"
+    )
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="debug logging, and TensorFlow's start-up messages")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (pytest swaps it between tests)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(verbose: bool) -> None:
+    """The package's log lines go to stderr as plain messages; each call replaces the previous handler."""
+    logger = logging.getLogger("kitchenware")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also in logs
+    configure_logging(args.verbose)
     args.command_line = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        {"train": train_command, "evaluate": evaluate_command, "predict": predict_command}[args.command](args)
-    except (data.DataError, ImageError, FileNotFoundError) as error:
+        commands = {
+            "train": train_command,
+            "check": check_command,
+            "evaluate": evaluate_command,
+            "predict": predict_command,
+        }
+        commands[args.command](args)
+    except (DataError, ImageError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
@@ -125,6 +282,17 @@ def _timestamped(suffix: str = "") -> Path:
 
 
 def train_command(args: argparse.Namespace) -> None:
+    from kitchenware.training.accelerators import gpu_count
+
+    gpu_count(args.verbose)  # imports TensorFlow first, quietly unless --verbose
+    import dataclasses
+
+    from kitchenware.training import export, splits
+    from kitchenware.training.config import TrainConfig
+    from kitchenware.training.decisions import fit_rule, reliability_diagram
+    from kitchenware.training.evaluation import write_history, write_report, write_sweep
+    from kitchenware.training.trainer import cross_validate, decision_features, prepare_data, sweep, train_model
+
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     config = TrainConfig(
         **{key: value for key, value in vars(args).items() if key in fields and key not in ("lr", "dropout")},
@@ -134,13 +302,28 @@ def train_command(args: argparse.Namespace) -> None:
     run_dir = args.run_dir or _timestamped()
     run_dir.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(config)
+    for source, counts in prepared.photos.counts_by_source().items():
+        print(f"{source}: {sum(counts.values())} readable images {counts}")
+    print(f"{len(prepared.skipped)} skipped; classes {prepared.photos.counts()}")
     print(
-        f"{prepared.photos.layout} layout: {len(prepared.photos.samples)} readable images, "
-        f"{len(prepared.skipped)} skipped; classes {prepared.photos.counts()}"
+        f"{prepared.split} split: {len(prepared.train)} training, {len(prepared.val)} validation images "
+        f"-> {run_dir / 'split.csv'}"
     )
-    print(f"split: {len(prepared.train)} training, {len(prepared.val)} validation images -> {run_dir / 'split.csv'}")
-    data.write_split(prepared.train, prepared.val, run_dir / "split.csv")
+    splits.write_split(prepared.train, prepared.val, run_dir / "split.csv", prepared.groups)
+    prepared.health.write(run_dir)
+    print(f"data health check: {run_dir / 'check.md'}")
+    print(prepared.health.markdown().split("\n\n", 1)[1].strip())
 
+    cross_validation, out_of_fold = None, None
+    if args.cross_validate:
+        cross_validation, pooled = cross_validate(config, prepared, args.cross_validate, run_dir)
+        out_of_fold = (pooled.probabilities, pooled.labels)
+        (run_dir / "cross_validation.json").write_text(json.dumps(cross_validation, indent=2))
+        print(
+            f"grouped {args.cross_validate}-fold cross-validation: accuracy {cross_validation['accuracy_mean']} "
+            f"± {cross_validation['accuracy_std']} (pooled {cross_validation['accuracy_pooled']}); recall "
+            + ", ".join(f"{name} {value}" for name, value in cross_validation["recall_pooled"].items())
+        )
     if len(args.lr) * len(args.dropout) > 1:
         trained, results = sweep(config, args.lr, args.dropout, prepared, run_dir)
         rows = [
@@ -162,77 +345,140 @@ def train_command(args: argparse.Namespace) -> None:
 
     report = trained.report
     write_history(trained.history, run_dir)
+    train_features, val_features = decision_features(trained, prepared)
+    fitted = fit_rule(report.probabilities, report.labels, val_features, train_features, out_of_fold)
+    answers = fitted.rule.decide(report.probabilities, val_features)
+    reliability_diagram(report.probabilities, answers.probabilities, report.labels, run_dir / "reliability.png")
+    report = report.decided(answers)
     write_report(report, prepared.val, run_dir, f"{trained.config.arch} on the validation split")
-    metadata = model_metadata(trained.config, prepared, report, args.command_line)
-    tag = store.save_to_store(trained.network.model, config.name, metadata, config.labels)
+    card = export.training_card(trained.config, prepared, report, fitted, args.command_line)
+    card = card.replace(cross_validation=cross_validation or {})
+    reference = None if fitted.rule.reference is None else fitted.rule.reference.astype(np.float16)
+    tag = export.save_to_store(trained.network.model, card, config.labels, reference)
     print(f"validation accuracy {report.accuracy:.4f}, loss {report.loss:.4f}; saved to the BentoML store as {tag}")
+    figures = fitted.figures
+    print(
+        f"decisions on the validation split: temperature {figures['temperature']}, ECE {figures['ece_before']} -> "
+        f"{figures['ece_after']}; {figures['confident_share']:.1%} confident (accuracy "
+        f"{figures['confident_accuracy']}), {figures['unknown_share']:.1%} unknown"
+    )
     if args.export:
-        print(f"exported {store.export(trained.network.model, metadata, args.export)} and its model card")
+        export.export_folder(trained.network.model, card, args.export, reference)
+        print(f"exported model.onnx, model.keras and the model card to {args.export}")
     print(f"reports in {run_dir}")
 
 
-def model_metadata(config: TrainConfig, prepared: PreparedData, report: Report, command_line: str) -> dict:
-    """Everything needed to serve and to trust the model: the store metadata and the model card."""
-    train_counts = dict.fromkeys(prepared.class_names, 0)
-    for sample in prepared.train:
-        train_counts[sample.label] += 1
-    return {
-        "name": config.name,
-        "class_names": prepared.class_names,
-        "input_size": config.input_size,
-        "architecture": config.arch,
-        "weights": config.weights if config.arch == "xception" else "none (trained from scratch)",
-        "command": command_line,
-        "config": config.as_metadata(),
-        "validation": report.summary(),
-        "dataset": {
-            "root": str(prepared.photos.root),
-            "layout": prepared.photos.layout,
-            "images": len(prepared.photos.samples),
-            "skipped": len(prepared.skipped),
-            "counts": prepared.photos.counts(),
-            "train_counts": train_counts,
-            "fingerprint": prepared.fingerprint,
-        },
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
+def check_command(args: argparse.Namespace) -> None:
+    from kitchenware.training.accelerators import gpu_count
+
+    gpu_count(args.verbose)
+    from kitchenware.training.config import TrainConfig
+    from kitchenware.training.trainer import prepare_data
+
+    health = prepare_data(TrainConfig(data=tuple(args.data), weights=args.weights)).health
+    out = args.out or _timestamped("-check")
+    health.write(out)
+    print(health.markdown())
+    print(f"report in {out / 'check.md'}, near-duplicate groups in {out / 'near_duplicates.png'}")
 
 
-def _probabilities(loaded: store.StoredModel, samples: list[data.Sample]) -> np.ndarray:
-    dataset = data.image_dataset([sample.path for sample in samples], None, loaded.input_size, PREDICT_BATCH)
-    return loaded.model.predict(dataset, verbose=0).astype(np.float32)
+def _open(args: argparse.Namespace):
+    """The stored or exported model, the classifier the service would run it with, and its decision rule."""
+    from kitchenware import store
+
+    if args.runtime == "tensorflow":
+        from kitchenware.training.accelerators import gpu_count
+
+        gpu_count(args.verbose)
+    model = store.find(args.model)
+    classifier = open_classifier(model.path, args.runtime, threads=0, input_size=model.card.input_size)
+    rule = DecisionRule.for_model(model.card, model.path, args.min_confidence, args.ood_threshold)
+    return model, classifier, rule
+
+
+def classify_photos(classifier: Classifier, rule: DecisionRule, samples: list[Sample], input_size: int) -> Answers:
+    """Answers for photos on disk: decoded by the one preprocessing function on a few threads, classified
+    FORWARD_BATCH at a time by `classify_pixels` and decided by the model's rule, exactly as the service does."""
+    with ThreadPoolExecutor(4) as pool:
+        passes = [
+            classify_pixels(classifier, np.stack(list(pool.map(lambda s: prepare(s.path, input_size), chunk))))
+            for chunk in (samples[i : i + DECODE_CHUNK] for i in range(0, len(samples), DECODE_CHUNK))
+        ]
+    features = None if passes[0].features is None else np.concatenate([p.features for p in passes])
+    return rule.decide(np.concatenate([p.probabilities for p in passes]), features)
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    loaded = store.load(args.model)
-    photos = data.find_photos(args.data)
-    unknown = sorted(set(photos.class_names) - set(loaded.class_names))
+    from kitchenware.training.evaluation import Report, out_of_distribution, write_out_of_distribution, write_report
+
+    model, classifier, rule = _open(args)
+    class_names = list(model.card.class_names)
+    photos = find_photos(*args.data)
+    unknown = sorted(set(photos.class_names) - set(class_names))
     if unknown:
-        raise data.DataError(f"classes {unknown} in {args.data} are not among the model's {loaded.class_names}")
-    samples, _ = data.drop_unreadable(photos.samples)
-    report = Report(
-        loaded.class_names, data.label_indices(samples, loaded.class_names), _probabilities(loaded, samples)
-    )
+        raise DataError(f"classes {unknown} in {args.data} are not among the model's {class_names}")
+    samples = photos.samples
+    if args.validation_of:
+        with open(args.validation_of, newline="") as file:
+            held_out = {(row["source"], row["Id"]) for row in csv.DictReader(file) if row["subset"] == "validation"}
+        samples = [sample for sample in samples if (sample.source, sample.id) in held_out]
+        if len(samples) != len(held_out):
+            raise DataError(
+                f"{args.validation_of} lists {len(held_out)} validation photos, {len(samples)} of them found in "
+                f"{', '.join(map(str, args.data))}: pass the same --data folders as the training run"
+            )
+    samples, _ = drop_unreadable(samples)
+    answers = classify_photos(classifier, rule, samples, model.card.input_size)
+    report = Report(class_names, label_indices(samples, class_names), answers.probabilities).decided(answers)
     out = args.out or _timestamped("-evaluate")
-    write_report(report, samples, out, f"{loaded.tag} on {args.data}")
-    print(f"{loaded.tag} on {len(samples)} images: accuracy {report.accuracy:.4f}, loss {report.loss:.4f}")
+    write_report(report, samples, out, f"{model.tag} on {', '.join(map(str, args.data))}")
+    summary = report.decision_summary()
+    print(
+        f"{model.tag} on {len(samples)} images: accuracy {report.accuracy:.4f}, loss {report.loss:.4f}, "
+        f"ECE {summary['ece']}"
+    )
     for row in report.per_class():
         print(
             f"  {row['class']:>8}: precision {row['precision']:.3f} recall {row['recall']:.3f} "
             f"f1 {row['f1']:.3f} ({row['support']} images)"
         )
+    print(
+        "decisions: "
+        + ", ".join(f"{name} {share:.1%}" for name, share in summary["decisions"].items())
+        + f"; accuracy of the confident answers {summary['confident_accuracy']}"
+    )
+    if args.ood:
+        others, _ = drop_unreadable(unlabelled_images(args.ood))
+        figures = out_of_distribution(report, others, classify_photos(classifier, rule, others, model.card.input_size))
+        write_out_of_distribution(figures, out)
+        for kind, row in figures.items():
+            print(
+                f"  other things ({kind}, {row['photos']} photos): {row['flagged']:.1%} flagged, {row['unknown']:.1%} "
+                f"unknown, {row['unsure']:.1%} unsure; AUROC {row['auroc']}, FPR at 95% TPR {row['fpr_at_95_tpr']}"
+            )
     print(f"report in {out}")
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    loaded = store.load(args.model)
-    samples, _ = data.drop_unreadable(data.unlabelled_images(args.input))
-    probabilities = _probabilities(loaded, samples)
+    model, classifier, rule = _open(args)
+    class_names = list(model.card.class_names)
+    samples, _ = drop_unreadable(unlabelled_images(args.input))
+    answers = classify_photos(classifier, rule, samples, model.card.input_size)
+    predicted = [class_names[i] for i in answers.labels]
+    scores = [""] * len(samples) if answers.ood_scores is None else [f"{v:.6f}" for v in answers.ood_scores]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["Id", "label", *(loaded.class_names if args.probabilities else [])])
-        for sample, row in zip(samples, probabilities):
-            extra = [f"{p:.6f}" for p in row] if args.probabilities else []
-            writer.writerow([sample.id, loaded.class_names[row.argmax()], *extra])
-    print(f"{len(samples)} predictions by {loaded.tag} -> {args.output}")
+        details = [] if args.kaggle else ["confidence", "decision", "ood_score"]
+        writer.writerow(["Id", "label", *details, *(class_names if args.probabilities else [])])
+        for i, sample in enumerate(samples):
+            row = [] if args.kaggle else [f"{answers.confidences[i]:.6f}", answers.decisions[i], scores[i]]
+            extra = [f"{p:.6f}" for p in answers.probabilities[i]] if args.probabilities else []
+            writer.writerow([sample.id, predicted[i], *row, *extra])
+    print(f"{len(samples)} predictions by {model.tag} -> {args.output}")
+    shares = Counter(answers.decisions)
+    print("decisions: " + ", ".join(f"{name} {shares[name]}" for name in DECISIONS))
+    scored = [(sample.label, label) for sample, label in zip(samples, predicted) if sample.label in class_names]
+    if scored:
+        right = sum(truth == label for truth, label in scored)
+        print(f"accuracy against the class folders: {right / len(scored):.4f} ({right} of {len(scored)} photos)")

@@ -14,7 +14,7 @@ PYTHON=$ROOT/.venv/bin/python
 step() { printf '\n==> %s\n' "$*"; }
 
 step "installing the project (.venv)"
-bash scripts/setup.sh
+bash scripts/setup.sh serve
 
 step "building the bento from models/"
 "$PYTHON" build_bento_from_saved_model.py | tee /tmp/kitchenware-build.log
@@ -89,7 +89,8 @@ echo "$answer"
 "$PYTHON" -c '
 import json, sys
 answer = json.loads(sys.argv[1])
-assert set(answer) == {"label", "confidence", "probabilities", "model"}, answer
+assert set(answer) == {"label", "confidence", "decision", "ood_score", "probabilities", "model"}, answer
+assert answer["decision"] == "confident", answer
 assert answer["label"] == "cup", answer
 assert list(answer["probabilities"])[0] == "cup" and len(answer["probabilities"]) == 6, answer
 ' "$answer"

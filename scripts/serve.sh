@@ -3,6 +3,6 @@
 # model (models/) into the BentoML store, serve it. PORT=8080 scripts/serve.sh to use another port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh serve
 .venv/bin/python build_bento_from_saved_model.py --no-build
 exec .venv/bin/bentoml serve service:KitchenwareClassifier --port "${PORT:-3000}"

@@ -2,6 +2,6 @@
 # Every check: install what is missing, then ruff, then the whole pytest suite (a few minutes on a CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh dev
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -1,8 +1,6 @@
-"""Shared test setup: a private BentoML store, generated photo sets, and the shared real data."""
+"""Fixtures of every test: a private BentoML store, generated photo sets, the shipped model in the store."""
 
-import csv
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -11,53 +9,8 @@ from pathlib import Path
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="kitchenware-test-bentoml-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REAL_PHOTOS = SHARED / "data" / "kitchenware-photos"
-IMAGENET_WEIGHTS = SHARED / "assets" / "xception_imagenet_notop.weights.h5"
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_MODEL = ROOT / "models" / "model.keras"
-
-# One colour per class: a tiny network separates them in a few epochs.
-CLASS_COLOURS = {"cup": (200, 40, 40), "fork": (40, 200, 40), "spoon": (40, 40, 200)}
-
-
-def photo(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
-    """A noisy photo of one colour, different for every seed."""
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels)
-
-
-def write_kaggle(root: Path, counts: dict[str, int]) -> Path:
-    """Kaggle layout: train.csv (zero-padded Ids) + images/<Id>.jpg."""
-    (root / "images").mkdir(parents=True)
-    rows, next_id = [], 0
-    for label, count in counts.items():
-        for _ in range(count):
-            image_id = f"{next_id:04d}"
-            photo(CLASS_COLOURS.get(label, (128, 128, 128)), next_id).save(
-                root / "images" / f"{image_id}.jpg", quality=95
-            )
-            rows.append((image_id, label))
-            next_id += 1
-    with open(root / "train.csv", "w", newline="") as file:
-        csv.writer(file).writerows([("Id", "label"), *rows])
-    return root
-
-
-def write_folders(root: Path, counts: dict[str, int]) -> Path:
-    """Class-folder layout: <label>/<n>.png."""
-    seed = 0
-    for label, count in counts.items():
-        (root / label).mkdir(parents=True)
-        for n in range(count):
-            photo(CLASS_COLOURS[label], seed).save(root / label / f"{n}.png")
-            seed += 1
-    return root
+from sample_data import run, write_folders, write_kaggle  # noqa: E402
 
 
 @pytest.fixture
@@ -70,26 +23,6 @@ def folder_photos(tmp_path: Path) -> Path:
     return write_folders(tmp_path / "folders", {"cup": 10, "fork": 10, "spoon": 10})
 
 
-def needs_real_data():
-    return pytest.mark.skipif(
-        not (REAL_PHOTOS / "train.csv").is_file() or not IMAGENET_WEIGHTS.is_file(),
-        reason=f"the shared photos ({REAL_PHOTOS}) or ImageNet weights ({IMAGENET_WEIGHTS}) are absent on this machine",
-    )
-
-
-needs_shipped_model_and_photos = pytest.mark.skipif(
-    not SHIPPED_MODEL.is_file() or not (REAL_PHOTOS / "train.csv").is_file(),
-    reason=f"needs the shipped model ({SHIPPED_MODEL}) and the shared photos ({REAL_PHOTOS})",
-)
-
-
-def run(*command: str) -> str:
-    """Run a command in the project folder; fail the test with its output if it fails."""
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.fixture(scope="session")
 def shipped_model_in_store() -> str:
     """The shipped model imported into the test store by the user's command (twice: the second run reuses it)."""
@@ -98,3 +31,19 @@ def shipped_model_in_store() -> str:
     tag = output.split()[-1]
     assert again.strip() == f"already in the store: {tag}"
     return tag
+
+
+@pytest.fixture(scope="session")
+def real_xception_in_store(tmp_path_factory) -> str:
+    """Xception with the ImageNet weights, its head trained on the 824 shared photos by the user's command:
+    a model with both model.onnx and model.keras (the shipped one has model.onnx only)."""
+    from sample_data import IMAGENET_WEIGHTS, REAL_PHOTOS
+
+    from kitchenware.cli import main
+
+    run = tmp_path_factory.mktemp("real-xception")
+    arguments = ["--data", str(REAL_PHOTOS), "--weights", str(IMAGENET_WEIGHTS), "--epochs", "10"]
+    assert main(["train", *arguments, "--name", "real_xception", "--run-dir", str(run)]) == 0
+    import bentoml
+
+    return str(bentoml.models.get("real_xception:latest").tag)

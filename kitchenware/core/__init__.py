@@ -1,0 +1,1 @@
+"""Preprocessing, the forward pass, the model card and photo listing: NumPy, Pillow and ONNX Runtime only."""

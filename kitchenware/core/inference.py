@@ -1,0 +1,114 @@
+"""The one forward pass: RGB pixels in, probabilities out, with ONNX Runtime (default) or TensorFlow.
+
+The service, `train.py evaluate` and `train.py predict` all classify through `open_classifier` and
+`classify_pixels`, so one photo gets one answer everywhere. A model holds model.onnx, exported from its
+Keras model and checked against it when saved, and model.keras when it was trained here. ONNX Runtime runs
+the same network faster on a CPU, and its ~80 MB wheel replaces TensorFlow's ~1.3 GB;
+`runtime="tensorflow"` keeps the Keras file in charge. Neither is imported until a runtime is chosen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from kitchenware.core.card import KERAS_FILE, ONNX_FILE
+
+RUNTIMES = ("onnx", "tensorflow")
+# Photos per forward pass: larger batches are no faster on a CPU here, and ONNX Runtime keeps the memory of
+# the largest batch it has seen (~45 MB per photo at 299x299).
+FORWARD_BATCH = 8
+
+
+class Forward(NamedTuple):
+    """What one pass through the network gives: the probabilities, and the backbone's pooled features (for the
+    "unknown" score) when the model has a backbone."""
+
+    probabilities: np.ndarray  # (n, classes) float32
+    features: np.ndarray | None  # (n, features) float32
+
+
+class Classifier(Protocol):
+    def forward(self, pixels: np.ndarray) -> Forward:
+        """(n, size, size, 3) uint8 pixels -> probabilities and features."""
+
+
+class OnnxClassifier:
+    def __init__(self, onnx_file: Path, threads: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle threads sleep instead of spinning: in the service they share the cores with photo decoding,
+        # and spinning cost 22% more CPU per request at 16 clients (README, Benchmarks).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        outputs = [output.name for output in self._session.get_outputs()]
+        # A model exported before the features output existed has one output, the probabilities.
+        self._outputs = ["probabilities", "features"] if "features" in outputs else outputs[:1]
+
+    def forward(self, pixels: np.ndarray) -> Forward:
+        results = self._session.run(self._outputs, {self._input: pixels.astype(np.float32)})
+        return Forward(results[0], results[1] if len(results) > 1 else None)
+
+
+class TensorFlowClassifier:
+    def __init__(self, model, threads: int):
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already ran in this process (in-process tests): keep its settings
+            pass
+        size = model.input_shape[1]
+        # One trace for every batch size; model.predict() would add its data-adapter overhead to each call.
+        self._forward = tf.function(
+            lambda pixels: model(tf.cast(pixels, tf.float32), training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)],
+        )
+
+    def forward(self, pixels: np.ndarray) -> Forward:
+        outputs = self._forward(pixels)
+        if isinstance(outputs, dict):
+            return Forward(outputs["probabilities"].numpy(), outputs["features"].numpy())
+        return Forward(outputs.numpy(), None)
+
+
+def open_classifier(model_dir: Path, runtime: str, threads: int, input_size: int) -> Classifier:
+    """The classifier for a stored model's folder, warmed up so the first request does not pay for tracing."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    if runtime == "onnx":
+        onnx_file = Path(model_dir) / ONNX_FILE
+        if not onnx_file.is_file():
+            raise FileNotFoundError(
+                f"{onnx_file} not found: the model was saved before ONNX export, or its export failed (see 'onnx' "
+                "in its model card); import its exported folder again with `python build_bento_from_saved_model.py "
+                "--model DIR`, or serve it with KITCHENWARE_RUNTIME=tensorflow"
+            )
+        classifier = OnnxClassifier(onnx_file, threads)
+    else:
+        import keras
+
+        keras_file = Path(model_dir) / KERAS_FILE
+        if not keras_file.is_file():
+            raise FileNotFoundError(
+                f"{keras_file} not found: this model ships model.onnx only; serve it with ONNX Runtime "
+                "(KITCHENWARE_RUNTIME=onnx, --runtime onnx), or train it with `python train.py train --export DIR` "
+                "to get its Keras file"
+            )
+        classifier = TensorFlowClassifier(keras.models.load_model(keras_file), threads)
+    classifier.forward(np.zeros((1, input_size, input_size, 3), np.uint8))
+    return classifier
+
+
+def classify_pixels(classifier: Classifier, pixels: np.ndarray) -> Forward:
+    """The forward pass of a stack of photos, FORWARD_BATCH at a time."""
+    passes = [classifier.forward(pixels[i : i + FORWARD_BATCH]) for i in range(0, len(pixels), FORWARD_BATCH)]
+    features = None if passes[0].features is None else np.concatenate([p.features for p in passes])
+    return Forward(np.concatenate([p.probabilities for p in passes]), features)

@@ -1,0 +1,25 @@
+"""What the model meets in production, for a dashboard and an alert when "unknown" climbs: answers counted by
+decision and label, and the distribution of confidence. Served at /metrics with BentoML's own."""
+
+from __future__ import annotations
+
+import bentoml
+
+from kitchenware.core.decision import Answers
+
+ANSWERS = bentoml.metrics.Counter(
+    name="kitchenware_answers",
+    documentation="Photos answered, by decision (confident, unsure, unknown) and top label",
+    labelnames=["decision", "label"],
+)
+CONFIDENCE = bentoml.metrics.Histogram(
+    name="kitchenware_confidence",
+    documentation="Calibrated confidence of the top label",
+    buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0),
+)
+
+
+def count(answers: Answers, class_names: list[str]) -> None:
+    for decision, label, confidence in zip(answers.decisions, answers.labels, answers.confidences):
+        ANSWERS.labels(decision=decision, label=class_names[label]).inc()
+        CONFIDENCE.observe(float(confidence))

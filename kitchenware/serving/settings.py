@@ -1,0 +1,56 @@
+"""The service's settings: every KITCHENWARE_* environment variable, read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from kitchenware.core.card import DEFAULT_MODEL_NAME
+from kitchenware.core.preprocessing import DEFAULT_MAX_PIXELS
+
+
+def _environment_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} must be a whole number") from None
+
+
+def _environment_float(name: str) -> float | None:
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} must be a number") from None
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Read once at start-up; every variable is optional."""
+
+    model_tag: str  # KITCHENWARE_MODEL
+    max_upload_bytes: int  # KITCHENWARE_MAX_UPLOAD_MB
+    max_pixels: int  # KITCHENWARE_MAX_PIXELS
+    max_batch_images: int  # KITCHENWARE_MAX_BATCH_IMAGES
+    runtime: str  # KITCHENWARE_RUNTIME: onnx (default) or tensorflow
+    workers: int  # KITCHENWARE_WORKERS
+    threads: int  # KITCHENWARE_THREADS: threads per worker for the forward pass
+    min_confidence: float | None  # KITCHENWARE_MIN_CONFIDENCE: "unsure" below it (default: the model's own)
+    ood_threshold: float | None  # KITCHENWARE_OOD_THRESHOLD: "unknown" above it (default: the model's own)
+
+    @classmethod
+    def from_environment(cls) -> ServiceSettings:
+        workers = _environment_int("KITCHENWARE_WORKERS", 1)
+        cores = len(os.sched_getaffinity(0))
+        return cls(
+            model_tag=os.environ.get("KITCHENWARE_MODEL", f"{DEFAULT_MODEL_NAME}:latest"),
+            max_upload_bytes=_environment_int("KITCHENWARE_MAX_UPLOAD_MB", 10) * 1024 * 1024,
+            max_pixels=_environment_int("KITCHENWARE_MAX_PIXELS", DEFAULT_MAX_PIXELS),
+            max_batch_images=_environment_int("KITCHENWARE_MAX_BATCH_IMAGES", 32),
+            runtime=os.environ.get("KITCHENWARE_RUNTIME", "onnx"),
+            workers=workers,
+            threads=_environment_int("KITCHENWARE_THREADS", max(1, cores // workers)),
+            min_confidence=_environment_float("KITCHENWARE_MIN_CONFIDENCE"),
+            ood_threshold=_environment_float("KITCHENWARE_OOD_THRESHOLD"),
+        )

@@ -1,0 +1,1 @@
+"""Training, evaluation and export: the only room that imports TensorFlow and Keras."""

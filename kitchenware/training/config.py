@@ -1,0 +1,70 @@
+"""Every training setting in one place; the CLI fills it, the rest of the package reads it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kitchenware.core.card import DEFAULT_MODEL_NAME
+
+INPUT_SIZES = {"scratch": 150, "xception": 299}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: tuple[Path, ...]  # one or more data folders (--data DIR --data DIR2 ...)
+    arch: str = "xception"
+    weights: str = "imagenet"  # "imagenet" (download), "none" (random) or a local .weights.h5 path
+    input_size: int = 0  # 0: the architecture's own (150 scratch, 299 xception)
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    dropout: float = 0.0
+    inner_size: int = 0  # units of an inner Dense layer in the head; 0: none
+    augment: bool = False
+    fine_tune_epochs: int = 0
+    unfreeze: int = 2  # Xception blocks (of 14) trained when fine-tuning
+    fine_tune_lr: float = 1e-5
+    val_fraction: float = 0.2
+    split: str = "grouped"  # near-duplicate groups on one side (needs cached Xception features), or "stratified"
+    seed: int = 42
+    class_weight: str = "none"  # or "balanced"
+    patience: int = 3
+    target_accuracy: float | None = None
+    mixed_precision: str = "auto"  # auto (on with a GPU), on, off
+    cache_features: bool = True  # head on cached backbone features when the backbone is frozen and no augmentation
+    augment_views: int = 0  # with cached features: augmented views of each training photo, cached too
+    name: str = DEFAULT_MODEL_NAME
+    labels: dict[str, str] = field(
+        default_factory=lambda: {"owner": "kitchenware-classifier", "project": "kitchenware"}
+    )
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "data",
+            tuple(Path(folder) for folder in ([self.data] if isinstance(self.data, (str, Path)) else self.data)),
+        )
+        if self.arch not in INPUT_SIZES:
+            raise ValueError(f"unknown architecture {self.arch!r}: choose one of {', '.join(INPUT_SIZES)}")
+        if not self.input_size:
+            object.__setattr__(self, "input_size", INPUT_SIZES[self.arch])
+
+    def weights_record(self) -> tuple[str, str | None]:
+        """(what the backbone started from, the SHA-256 of its local file): a model card names no local path.
+
+        A local --weights file is the offline copy of the ImageNet weights (README); its hash says which."""
+        if self.arch != "xception":
+            return "none (trained from scratch)", None
+        if self.weights in ("imagenet", "none"):
+            return self.weights, None
+        return "imagenet", hashlib.sha256(Path(self.weights).read_bytes()).hexdigest()
+
+    def as_metadata(self) -> dict:
+        """JSON-friendly copy, for the model store and the model card (BentoML metadata has no None)."""
+        values = {key: value for key, value in asdict(self).items() if value is not None}
+        values["data"] = [str(folder) for folder in self.data]
+        values["weights"] = self.weights_record()[0]
+        return values

@@ -1,0 +1,247 @@
+"""Turn a trained Keras model into what serves it: model.onnx (checked against Keras), model.keras and the card."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+
+from kitchenware import store
+from kitchenware.core.card import CARD_MARKDOWN, KERAS_FILE, MODEL_FILES, ONNX_FILE, OOD_REFERENCE_FILE, ModelCard
+from kitchenware.training.decisions import UNKNOWN_ACCEPT, UNSURE_TARGET, FittedRule
+
+if TYPE_CHECKING:
+    from kitchenware.training.config import TrainConfig
+    from kitchenware.training.evaluation import Report
+    from kitchenware.training.trainer import PreparedData
+
+log = logging.getLogger(__name__)
+
+# The largest difference in probabilities allowed between the ONNX file and the Keras model it comes from.
+ONNX_TOLERANCE = 1e-4
+
+
+def training_card(
+    config: TrainConfig, prepared: PreparedData, report: Report, fitted: FittedRule, command_line: str
+) -> ModelCard:
+    """Everything needed to serve and to trust a model trained here."""
+    train_counts = dict.fromkeys(prepared.class_names, 0)
+    for sample in prepared.train:
+        train_counts[sample.label] += 1
+    weights, weights_sha256 = config.weights_record()
+    rule = fitted.rule
+    held_out = (
+        f"the validation split: {len(prepared.val)} photos the head was not trained on "
+        f"({'near-duplicate groups kept on one side' if prepared.split == 'grouped' else 'stratified random split'})"
+    )
+    return ModelCard(
+        name=config.name,
+        class_names=tuple(prepared.class_names),
+        input_size=config.input_size,
+        architecture=config.arch,
+        weights=weights,
+        weights_sha256=weights_sha256,
+        command=command_line,
+        config=config.as_metadata(),
+        validation=report.summary(),
+        dataset={
+            "sources": [
+                {"name": source.name, "root": str(source.root), "layout": source.layout, "counts": counts}
+                for source, counts in zip(prepared.photos.sources, prepared.photos.counts_by_source().values())
+            ],
+            "layout": prepared.photos.layout,
+            "images": len(prepared.photos.samples),
+            "skipped": len(prepared.skipped),
+            "counts": prepared.photos.counts(),
+            "train_counts": train_counts,
+            "split": prepared.split,
+            "near_duplicate_groups": _group_sizes(prepared),
+            "fingerprint": prepared.fingerprint,
+        },
+        temperature=rule.temperature,
+        min_confidence=rule.min_confidence,
+        ood=(
+            {}
+            if rule.ood_threshold is None
+            else {
+                "score": "knn",
+                "k": rule.k,
+                "threshold": rule.ood_threshold,
+                "accept": UNKNOWN_ACCEPT,
+                "reference_photos": len(prepared.train),
+            }
+        ),
+        calibration={"fit_on": held_out, "unsure_target": UNSURE_TARGET, **fitted.figures},
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+
+
+def serving_model(model: keras.Model) -> keras.Model:
+    """The trained model with a second output: the backbone's pooled features, from the same forward pass, which
+    the "unknown" score reads. A model without a backbone (the scratch CNN) gives probabilities only."""
+    names = {layer.name for layer in model.layers}
+    if not {"xception_backbone", "head"} <= names:
+        return model
+    backbone, head = model.get_layer("xception_backbone"), model.get_layer("head")
+    inputs = keras.Input(model.input_shape[1:], name="pixels")
+    features = backbone(inputs)
+    outputs = {"probabilities": head(features), "features": keras.ops.cast(features, "float32")}
+    return keras.Model(inputs, outputs, name=model.name)
+
+
+def _group_sizes(prepared: PreparedData) -> dict[str, int] | None:
+    if prepared.groups is None:
+        return None
+    sizes = Counter(prepared.groups.values())
+    return {"photos_in_groups": sum(n for n in sizes.values() if n > 1), "groups": sum(n > 1 for n in sizes.values())}
+
+
+def export_onnx(model: keras.Model, path: Path) -> dict:
+    """Export the forward pass for ONNX Runtime, then check it against Keras on random pixels.
+
+    Raises ValueError if any output differs by more than ONNX_TOLERANCE; returns what was checked."""
+    import onnxruntime
+
+    size = model.input_shape[1]
+    signature = [keras.InputSpec(shape=(None, size, size, 3), dtype="float32", name="pixels")]
+    model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+    pixels = np.random.default_rng(0).integers(0, 256, (4, size, size, 3)).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    results = session.run(None, {"pixels": pixels})
+    from_keras = model(pixels, training=False)
+    if isinstance(from_keras, dict):
+        from_onnx = dict(zip([output.name for output in session.get_outputs()], results))
+    else:  # one output: the probabilities, whatever the exporter named it
+        from_keras, from_onnx = {"probabilities": from_keras}, {"probabilities": results[0]}
+    differences = {
+        name: float(np.abs(np.asarray(from_onnx.get(name, np.inf)) - np.asarray(value)).max())
+        for name, value in from_keras.items()
+    }
+    if max(differences.values()) > ONNX_TOLERANCE:
+        raise ValueError(
+            f"the ONNX export differs from the Keras model by {differences} (limit {ONNX_TOLERANCE:.0e}): "
+            "serve this model with KITCHENWARE_RUNTIME=tensorflow and report the layer types it uses"
+        )
+    return {
+        "max_abs_difference": differences["probabilities"],
+        "outputs": sorted(from_onnx),
+        **({"features_max_abs_difference": differences["features"]} if "features" in differences else {}),
+        "checked_on": "4 random images",
+    }
+
+
+def export_folder(model: keras.Model, card: ModelCard, folder: Path, reference: np.ndarray | None = None) -> ModelCard:
+    """Write model.keras and model.onnx (both with the features output, see serving_model), ood_reference.npy (the
+    "unknown" score's training features, when given), model_card.json and model_card.md.
+
+    A failed ONNX export never loses the trained model: the card records the error and model.keras is kept."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = serving_model(model)
+    model.save(folder / KERAS_FILE)
+    if reference is not None:
+        np.save(folder / OOD_REFERENCE_FILE, reference)
+    try:
+        onnx_check = export_onnx(model, folder / ONNX_FILE)
+    except Exception as problem:  # noqa: BLE001 - whatever the exporter raises, the Keras model is kept
+        (folder / ONNX_FILE).unlink(missing_ok=True)
+        onnx_check = {"error": str(problem)}
+        log.warning("no ONNX file (%s); the model can be served with KITCHENWARE_RUNTIME=tensorflow", problem)
+    card = card.replace(onnx=onnx_check)
+    card.write(folder)
+    (folder / CARD_MARKDOWN).write_text(card_markdown(card))
+    return card
+
+
+def save_to_store(
+    model: keras.Model, card: ModelCard, labels: dict[str, str], reference: np.ndarray | None = None
+) -> str:
+    """Export the model and put its files and card into the BentoML store; returns the tag."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        card = export_folder(model, card, folder, reference)
+        files = {name: folder / name for name in MODEL_FILES if (folder / name).is_file()}
+        return store.save(card, files, labels)
+
+
+def card_markdown(card: ModelCard) -> str:
+    names = list(card.class_names)
+    weights = card.weights + (f" (file SHA-256 {card.weights_sha256[:16]}…)" if card.weights_sha256 else "")
+    lines = [
+        f"# Model card: {card.name}",
+        "",
+        f"- architecture: {card.architecture} at {card.input_size}x{card.input_size} "
+        f"(input: RGB pixels 0-255; scaling is inside the model)",
+        f"- backbone weights: {weights}",
+        f"- classes (output order): {', '.join(names)}",
+        f"- files: {ONNX_FILE} (served with ONNX Runtime), {KERAS_FILE} (training, TensorFlow runtime)",
+    ]
+    if card.command:
+        lines.append(f"- trained with: `{card.command}`")
+    dataset, metrics = card.dataset, card.validation
+    if dataset:
+        lines.append(
+            f"- data: {dataset['images']} images ({dataset['layout']} layout), "
+            f"fingerprint `{dataset['fingerprint'][:16]}`, skipped unreadable: {dataset['skipped']}; "
+            f"{dataset.get('split', 'stratified')} split"
+            + (
+                f" ({dataset['near_duplicate_groups']['groups']} near-duplicate groups of "
+                f"{dataset['near_duplicate_groups']['photos_in_groups']} photos kept on one side)"
+                if dataset.get("near_duplicate_groups")
+                else ""
+            )
+        )
+        for source in dataset.get("sources", []):
+            counts = ", ".join(f"{name} {count}" for name, count in source["counts"].items())
+            lines.append(f"  - {source['name']} ({source['layout']}): {counts}")
+    if card.cross_validation:
+        cv = card.cross_validation
+        recalls = ", ".join(f"{name} {value}" for name, value in cv["recall_pooled"].items())
+        lines.append(
+            f"- grouped {cv['folds']}-fold cross-validation of this setting: accuracy {cv['accuracy_mean']} "
+            f"± {cv['accuracy_std']} (pooled {cv['accuracy_pooled']}); recall per class (pooled): {recalls}"
+        )
+    if card.min_confidence is not None:
+        figures = card.calibration
+        unknown = (
+            f"'unknown' above a distance of {card.ood['threshold']:.4f} to the nearest training photo's features "
+            f"(accepts {card.ood['accept']:.0%} of the validation photos)"
+            if card.ood
+            else "no 'unknown' (no backbone features)"
+        )
+        lines += [
+            f"- decisions: temperature {card.temperature:.4f} and 'unsure' under a calibrated confidence of "
+            f"{card.min_confidence:.4f}, fit on {figures.get('temperature_and_unsure_fit_on', 'the validation split')};"
+            " "
+            f"{unknown}, fit on {figures.get('fit_on', 'held-out photos')}",
+            f"  - on the validation split: ECE {figures.get('ece_before')} -> {figures.get('ece_after')}; "
+            f"{figures.get('confident_share', 0):.1%} answered 'confident', with accuracy "
+            f"{figures.get('confident_accuracy')}; {figures.get('unknown_share', 0):.1%} 'unknown'",
+        ]
+    if metrics:
+        lines += [
+            f"- validation: accuracy {metrics['accuracy']}, loss {metrics['loss']} on {metrics['images']} images",
+            "",
+            "| class | training images | validation images | precision | recall | F1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in metrics["per_class"]:
+            trained_on = dataset.get("train_counts", {}).get(row["class"], "")
+            cells = [row["class"], trained_on, row["support"], row["precision"], row["recall"], row["f1"]]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        lines += [
+            "",
+            "Confusion matrix on the validation split (rows: true class, columns: predicted):",
+            "",
+            "| true \\ predicted | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        lines += [
+            f"| {name} | " + " | ".join(map(str, row)) + " |" for name, row in zip(names, metrics["confusion_matrix"])
+        ]
+    return "\n".join(lines) + "\n"

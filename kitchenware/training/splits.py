@@ -1,0 +1,75 @@
+"""Training and validation splits: stratified by class, reproducible, written down with the run; grouped so that
+near-duplicate photos never sit on both sides."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from kitchenware.core.photos import DataError, Sample
+
+
+def stratified_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Split each class with the same fraction, reproducibly; every class gets at least one image on each side."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"the validation fraction must be between 0 and 1, not {val_fraction}")
+    by_label: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_label[sample.label].append(sample)
+    too_small = {label: len(group) for label, group in by_label.items() if len(group) < 2}
+    if too_small:
+        raise DataError(
+            f"classes with fewer than 2 images cannot be split into training and validation: {too_small}; "
+            "add photos to them or remove those classes"
+        )
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in sorted(by_label):
+        group = sorted(by_label[label], key=lambda sample: sample.id)
+        rng.shuffle(group)
+        n_val = min(max(1, round(len(group) * val_fraction)), len(group) - 1)
+        val += group[:n_val]
+        train += group[n_val:]
+    return train, val
+
+
+def grouped_split(
+    samples: list[Sample], groups: np.ndarray, val_fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """Like stratified_split, but every group of near-duplicates lands whole on one side (scikit-learn's
+    StratifiedGroupKFold with 1/val_fraction folds; its first fold is the validation split)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if not 0 < val_fraction < 1:
+        raise DataError(f"the validation fraction must be between 0 and 1, not {val_fraction}")
+    labels = [sample.label for sample in samples]
+    small = {label: count for label, count in Counter(labels).items() if count < 2}
+    if small:
+        raise DataError(
+            f"classes with fewer than 2 images cannot be split into training and validation: {small}; "
+            "add photos to them or remove those classes"
+        )
+    n_splits = max(2, round(1 / val_fraction))
+    if len(set(groups.tolist())) < n_splits:
+        raise DataError(
+            f"the {len(samples)} photos form only {len(set(groups.tolist()))} groups of near-duplicates, too few to "
+            f"hold out {val_fraction:.0%} of them: add more varied photos, or pass --split stratified to split the "
+            "photos one by one (validation will then flatter the model)"
+        )
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    train_rows, val_rows = next(folds.split(np.zeros(len(samples)), labels, groups))
+    return [samples[i] for i in train_rows], [samples[i] for i in val_rows]
+
+
+def write_split(train: list[Sample], val: list[Sample], path: Path, groups: dict[Sample, int] | None = None) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["source", "Id", "label", "subset", "group", "path"])
+        for subset, samples in (("train", train), ("validation", val)):
+            writer.writerows(
+                [s.source, s.id, s.label, subset, "" if groups is None else groups[s], str(s.path)] for s in samples
+            )

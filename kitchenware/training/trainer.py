@@ -1,0 +1,329 @@
+"""Training: stage 1 (head on a frozen base, on cached features when possible), stage 2 (fine-tuning), sweeps."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import logging
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kitchenware.core.photos import (
+    DataError,
+    LabelledPhotos,
+    Sample,
+    drop_unreadable,
+    find_photos,
+    fingerprint,
+    label_indices,
+)
+from kitchenware.core.preprocessing import load_image, prepare, resize
+from kitchenware.training import datasets, splits
+from kitchenware.training.accelerators import distribution_strategy, gpu_count, precision_policy
+from kitchenware.training.architectures import Network, build, unfreeze_top_blocks, xception_backbone
+from kitchenware.training.augmentation import augmented_view
+from kitchenware.training.config import TrainConfig
+from kitchenware.training.evaluation import Report
+from kitchenware.training.health import HealthReport, check
+from kitchenware.training.stopping import stopping_callbacks
+
+log = logging.getLogger(__name__)
+
+
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """n_samples / (n_classes * n_c): each class weighs as much in the loss as the others in total."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return {i: float(len(labels) / (num_classes * count)) for i, count in enumerate(counts) if count}
+
+
+class FeatureCache:
+    """Backbone features of photos, each computed once per run: the near-duplicate groups of the split, every
+    setting of a sweep and the decision rule all read them. View 0 is the photo; views 1.. are random augmented
+    views (crop, flip, colour), seeded per photo so that a run is reproducible."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self._backbone: keras.Model | None = None
+        self._features: dict[tuple[Sample, int], np.ndarray] = {}
+
+    @property
+    def backbone(self) -> keras.Model:
+        if self._backbone is None:
+            keras.utils.set_random_seed(self.config.seed)
+            self._backbone = xception_backbone(self.config.input_size, self.config.weights)
+        return self._backbone
+
+    def of(self, samples: list[Sample], view: int = 0) -> np.ndarray:
+        """(len(samples), features) for one view of each photo."""
+        missing = [sample for sample in samples if (sample, view) not in self._features]
+        if missing:
+            log.info("extracting backbone features of %d photos (view %d, once)", len(missing), view)
+            size = self.config.input_size
+            with ThreadPoolExecutor(4) as pool:
+                for start in range(0, len(missing), FEATURE_CHUNK):
+                    chunk = missing[start : start + FEATURE_CHUNK]
+                    pixels = np.stack(
+                        list(pool.map(lambda sample: _view_pixels(sample, view, size, self.config.seed), chunk))
+                    )
+                    features = self.backbone.predict(pixels, batch_size=self.config.batch_size, verbose=0)
+                    self._features.update({(sample, view): row for sample, row in zip(chunk, features)})
+        return np.stack([self._features[sample, view] for sample in samples])
+
+
+FEATURE_CHUNK = 256  # photos decoded at a time while extracting features: bounded memory on any data set
+
+
+def _view_pixels(sample: Sample, view: int, size: int, seed: int) -> np.ndarray:
+    if view == 0:
+        return prepare(sample.path, size)
+    rng = np.random.default_rng(
+        [seed, view, int.from_bytes(hashlib.sha256(f"{sample.source}/{sample.id}".encode()).digest()[:8])]
+    )
+    return resize(augmented_view(load_image(sample.path, at_least=size), rng), size)
+
+
+@dataclass
+class PreparedData:
+    """Photos checked, embedded (when the backbone is frozen) and split once; shared by every setting of a sweep."""
+
+    photos: LabelledPhotos
+    train: list[Sample]
+    val: list[Sample]
+    skipped: list[tuple[Sample, str]]
+    fingerprint: str
+    split: str  # "grouped" (near-duplicates on one side) or "stratified"
+    health: HealthReport
+    cache: FeatureCache | None = None
+
+    @property
+    def groups(self) -> dict[Sample, int] | None:
+        """The near-duplicate group of each photo, when they were found."""
+        groups = self.health.groups
+        return None if groups is None else dict(zip(self.photos.samples, groups.tolist()))
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.photos.class_names
+
+
+def prepare_data(config: TrainConfig) -> PreparedData:
+    """Find and check the photos; with cached features, find near-duplicate groups and split by them."""
+    found = find_photos(*config.data)
+    readable, skipped = drop_unreadable(found.samples)
+    found = found.keep(readable)
+    cache = FeatureCache(config) if uses_cached_features(config) else None
+    health = check(found, skipped, None if cache is None else cache.of(readable))
+    if cache is not None and config.split == "grouped":
+        train, val = splits.grouped_split(readable, health.groups, config.val_fraction, config.seed)
+    else:
+        train, val = splits.stratified_split(readable, config.val_fraction, config.seed)
+    split = "grouped" if cache is not None and config.split == "grouped" else "stratified"
+    return PreparedData(found, train, val, skipped, fingerprint(readable), split, health, cache)
+
+
+@dataclass
+class TrainedModel:
+    config: TrainConfig
+    network: Network
+    history: dict[str, list]  # per epoch, both stages: loss, accuracy, val_loss, val_accuracy, stage
+    report: Report  # on the validation split, with the restored best weights
+    seconds: float
+
+
+def _verbosity() -> int:
+    return 1 if sys.stdout.isatty() else 2  # one line per epoch in logs and CI
+
+
+def _images(samples: list[Sample], prepared: PreparedData, config: TrainConfig, shuffle: bool = False):
+    labels = label_indices(samples, prepared.class_names)
+    return datasets.image_dataset(
+        [sample.path for sample in samples],
+        labels,
+        config.input_size,
+        config.batch_size,
+        config.seed if shuffle else None,
+    )
+
+
+def uses_cached_features(config: TrainConfig) -> bool:
+    return config.arch == "xception" and config.cache_features and not config.augment
+
+
+def train_model(config: TrainConfig, prepared: PreparedData, run_dir: Path) -> TrainedModel:
+    """Train one setting: stage 1 on the frozen base, then optional fine-tuning of its top blocks."""
+    started = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    gpus = gpu_count()
+    keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision, gpus))
+    y_train = label_indices(prepared.train, prepared.class_names)
+    y_val = label_indices(prepared.val, prepared.class_names)
+    class_weight = (
+        balanced_class_weights(y_train, len(prepared.class_names)) if config.class_weight == "balanced" else None
+    )
+    callbacks = stopping_callbacks(config.patience, config.target_accuracy)
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+
+    with distribution_strategy(gpus).scope():
+        network = build(
+            config.arch,
+            len(prepared.class_names),
+            config.input_size,
+            config.weights,
+            config.inner_size,
+            config.dropout,
+            config.augment,
+            config.seed,
+        )
+        if prepared.cache is not None and uses_cached_features(config):
+            network.backbone.set_weights(prepared.cache.backbone.get_weights())  # the backbone of the features
+            views = range(config.augment_views + 1)
+            train_features = np.concatenate([prepared.cache.of(prepared.train, view) for view in views])
+            trained_part = network.head
+            train_inputs = _batches(train_features, np.tile(y_train, len(views)), config.batch_size, config.seed)
+            val_inputs = _batches(prepared.cache.of(prepared.val), y_val, config.batch_size)
+        else:
+            trained_part = network.model
+            train_inputs = _images(prepared.train, prepared, config, shuffle=True)
+            val_inputs = _images(prepared.val, prepared, config)
+        _compile(trained_part, config.lr)
+
+    # The pipelines shuffle the training batches themselves.
+    fit = dict(callbacks=callbacks, class_weight=class_weight, shuffle=False, verbose=_verbosity())
+    stage1 = trained_part.fit(train_inputs, validation_data=val_inputs, epochs=config.epochs, **fit)
+    history = _with_stage(stage1.history, "head")
+
+    if config.fine_tune_epochs and network.backbone is not None:
+        log.info("fine-tuning the top %d Xception blocks at learning rate %g", config.unfreeze, config.fine_tune_lr)
+        with distribution_strategy(gpus).scope():
+            unfreeze_top_blocks(network.backbone, config.unfreeze)
+            _compile(network.model, config.fine_tune_lr)
+        val_inputs = _images(prepared.val, prepared, config)
+        stage2 = network.model.fit(
+            _images(prepared.train, prepared, config, shuffle=True),
+            validation_data=val_inputs,
+            epochs=config.fine_tune_epochs,
+            **fit,
+        )
+        history = {key: history[key] + _with_stage(stage2.history, "fine-tune")[key] for key in history}
+        trained_part = network.model
+
+    report = Report(prepared.class_names, y_val, trained_part.predict(val_inputs, verbose=0).astype(np.float32))
+    keras.mixed_precision.set_global_policy("float32")
+    return TrainedModel(config, network, history, report, time.perf_counter() - started)
+
+
+def cross_validate(config: TrainConfig, prepared: PreparedData, folds: int, run_dir: Path) -> tuple[dict, Report]:
+    """Grouped k-fold cross-validation of this training setting on all the readable photos: each fold holds out
+    whole near-duplicate groups, stratified by class, and trains exactly as `train_model` does on the cached
+    features. Returns the mean and spread of accuracy and of each class's recall, pooled recall and per-fold rows,
+    and the out-of-fold report: every photo predicted by a head that was not trained on it."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if prepared.cache is None or prepared.health.groups is None:
+        raise DataError("cross-validation runs on cached features: train Xception with the backbone frozen")
+    samples = prepared.photos.samples
+    labels = [sample.label for sample in samples]
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    config = dataclasses.replace(config, patience=0, target_accuracy=None)  # the held-out fold chooses nothing
+    reports = []
+    for fold, (train_rows, val_rows) in enumerate(
+        splitter.split(np.zeros(len(samples)), labels, prepared.health.groups)
+    ):
+        log.info("--- cross-validation fold %d of %d", fold + 1, folds)
+        fold_data = dataclasses.replace(
+            prepared, train=[samples[i] for i in train_rows], val=[samples[i] for i in val_rows]
+        )
+        reports.append(train_model(config, fold_data, run_dir).report)
+    accuracies = [report.accuracy for report in reports]
+    recalls = {
+        name: [r.per_class()[i]["recall"] for r in reports if r.per_class()[i]["support"]]
+        for i, name in enumerate(prepared.class_names)
+    }
+    pooled = Report(
+        prepared.class_names,
+        np.concatenate([r.labels for r in reports]),
+        np.concatenate([r.probabilities for r in reports]),
+    )
+    return {
+        "folds": folds,
+        "photos": len(samples),
+        "accuracy_mean": round(float(np.mean(accuracies)), 4),
+        "accuracy_std": round(float(np.std(accuracies)), 4),
+        "accuracy_pooled": round(pooled.accuracy, 4),
+        "recall_mean": {name: round(float(np.mean(values)), 4) for name, values in recalls.items() if values},
+        "recall_pooled": {row["class"]: row["recall"] for row in pooled.per_class()},
+        "fold_accuracy": [round(a, 4) for a in accuracies],
+    }, pooled
+
+
+def decision_features(trained: TrainedModel, prepared: PreparedData) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(training, validation) pooled features of the trained backbone, for the "unknown" score: from the cache
+    when the backbone stayed frozen, otherwise from one more pass; (None, None) without a backbone."""
+    backbone = trained.network.backbone
+    if backbone is None:
+        return None, None
+    if prepared.cache is not None and not trained.config.fine_tune_epochs:
+        return prepared.cache.of(prepared.train), prepared.cache.of(prepared.val)
+    train, val = (
+        backbone.predict(_images(s, prepared, trained.config), verbose=0) for s in (prepared.train, prepared.val)
+    )
+    return train.astype(np.float32), val.astype(np.float32)
+
+
+def _batches(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _compile(model: keras.Model, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+
+
+def _with_stage(history: dict[str, list], stage: str) -> dict[str, list]:
+    columns = ("loss", "accuracy", "val_loss", "val_accuracy")
+    epochs = len(history["loss"])
+    return {**{column: [float(v) for v in history[column]] for column in columns}, "stage": [stage] * epochs}
+
+
+@dataclass
+class SweepResult:
+    lr: float
+    dropout: float
+    val_accuracy: float
+    val_loss: float
+    epochs: int
+    seconds: float
+    history: dict[str, list]
+
+
+def sweep(
+    config: TrainConfig, learning_rates: list[float], dropouts: list[float], prepared: PreparedData, run_dir: Path
+) -> tuple[TrainedModel, list[SweepResult]]:
+    """Train every (learning rate, dropout) pair on the same split and features; return the best and the table."""
+    best: TrainedModel | None = None
+    results = []
+    for lr, dropout in itertools.product(learning_rates, dropouts):
+        log.info("--- setting: lr=%g dropout=%g", lr, dropout)
+        trained = train_model(dataclasses.replace(config, lr=lr, dropout=dropout), prepared, run_dir)
+        accuracy, loss = trained.report.accuracy, trained.report.loss
+        results.append(
+            SweepResult(lr, dropout, accuracy, loss, len(trained.history["loss"]), trained.seconds, trained.history)
+        )
+        log.info("--- lr=%g dropout=%g: val_accuracy=%.4f val_loss=%.4f", lr, dropout, accuracy, loss)
+        if best is None or (accuracy, -loss) > (best.report.accuracy, -best.report.loss):
+            best = trained
+    return best, results

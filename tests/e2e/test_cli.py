@@ -1,0 +1,127 @@
+"""The command line as a user runs it: help, quiet start-up, predict on any folder tree, one answer everywhere."""
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import bentoml
+import pytest
+from sample_data import MORE_PHOTOS, ROOT, needs_shipped_model_and_photos
+from server import serving
+
+TENSORFLOW_START_UP = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "oneDNN", "cuInit", "tensorflow")
+
+
+def train_py(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "train.py", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize("command", ["train", "check", "evaluate", "predict"])
+def test_help_of_every_command_is_right(command: str):
+    result = train_py(command, "--help")
+    assert result.returncode == 0 and result.stderr == ""
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for option in text.split(" --")[1:]:
+        assert option.count("(default:") <= 1, option
+    if command == "train":
+        for group in ("data:", "model:", "training:", "fine-tuning (Xception):", "stopping:", "output:"):
+            assert group in text
+        assert "(default: 150 scratch, 299 xception)" in text and "(default: 0.001)" in text
+    elif command in ("evaluate", "predict"):
+        assert "--runtime {onnx,tensorflow}" in text and "(default: onnx)" in text
+
+
+def test_top_level_help_lists_the_commands():
+    result = train_py("--help")
+    assert result.returncode == 0
+    assert all(command in result.stdout for command in ("train", "check", "evaluate", "predict"))
+
+
+@pytest.fixture(scope="module")
+def class_folder_tree(tmp_path_factory) -> Path:
+    """Two photos of each class of kitchenware-photos-more, one of them a level deeper."""
+    tree = tmp_path_factory.mktemp("tree")
+    for folder in sorted(MORE_PHOTOS.iterdir()):
+        if folder.is_dir():
+            photos = sorted(folder.iterdir())[:2]
+            (tree / folder.name / "deeper").mkdir(parents=True)
+            shutil.copy(photos[0], tree / folder.name)
+            shutil.copy(photos[1], tree / folder.name / "deeper")
+    return tree
+
+
+@needs_shipped_model_and_photos
+def test_predict_scores_a_class_folder_tree_quietly_and_without_tensorflow(
+    shipped_model_in_store: str, class_folder_tree: Path, tmp_path: Path
+):
+    output = tmp_path / "predictions.csv"
+    probe = (
+        "import sys; from kitchenware.cli import main; "
+        f"code = main(['predict', '--model', '{shipped_model_in_store}', '--input', '{class_folder_tree}', "
+        f"'--output', '{output}']); print('tensorflow loaded:', 'tensorflow' in sys.modules); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "tensorflow loaded: False" in result.stdout
+    assert not [line for line in result.stderr.splitlines() if any(word in line for word in TENSORFLOW_START_UP)]
+    rows = list(csv.DictReader(open(output)))
+    assert len(rows) == 12
+    assert {row["Id"].split("/")[0] for row in rows} == {"cup", "fork", "glass", "knife", "plate", "spoon"}
+    assert sum("/deeper/" in row["Id"] for row in rows) == 6
+    right = sum(row["Id"].split("/")[0] == row["label"] for row in rows)
+    assert f"accuracy against the class folders: {right / 12:.4f} ({right} of 12 photos)" in result.stdout
+
+
+@needs_shipped_model_and_photos
+def test_evaluate_predict_and_the_service_give_the_same_answers(
+    shipped_model_in_store: str, class_folder_tree: Path, tmp_path: Path
+):
+    """Through a real `bentoml serve`, called with BentoML's own client as the README shows."""
+    predictions = tmp_path / "predict.csv"
+    assert (
+        train_py(
+            "predict",
+            "--model",
+            shipped_model_in_store,
+            "--input",
+            str(class_folder_tree),
+            "--output",
+            str(predictions),
+            "--probabilities",
+        ).returncode
+        == 0
+    )
+    assert (
+        train_py(
+            "evaluate",
+            "--model",
+            shipped_model_in_store,
+            "--data",
+            str(class_folder_tree),
+            "--out",
+            str(tmp_path / "evaluate"),
+        ).returncode
+        == 0
+    )
+    predicted = {row["Id"]: row for row in csv.DictReader(open(predictions))}
+    evaluated = {
+        str(Path(row["Id"]).with_suffix("")): row
+        for row in csv.DictReader(open(tmp_path / "evaluate" / "predictions.csv"))
+    }
+    with serving("service:KitchenwareClassifier", tmp_path / "serve.log") as (url, _):
+        with bentoml.SyncHTTPClient(url) as client:
+            for photo in sorted(class_folder_tree.rglob("*.*")):
+                answer = client.classify(image=photo)
+                photo_id = str(photo.relative_to(class_folder_tree).with_suffix(""))
+                row = predicted[photo_id]
+                assert answer["label"] == row["label"] == evaluated[photo_id]["predicted"]
+                assert answer["decision"] == row["decision"] == evaluated[photo_id]["decision"]
+                assert answer["probabilities"] == {name: float(row[name]) for name in answer["probabilities"]}
+                assert answer["confidence"] == float(row["confidence"]) == float(evaluated[photo_id]["confidence"])
+                assert answer["ood_score"] == float(row["ood_score"]) == float(evaluated[photo_id]["ood_score"])
+    assert len(evaluated) == len(predicted) == 12

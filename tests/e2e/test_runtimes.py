@@ -1,0 +1,46 @@
+"""ONNX Runtime and TensorFlow run the same network: same label on every shared photo, probabilities within 1e-4."""
+
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import pytest
+from sample_data import REAL_PHOTOS, needs_real_data
+
+from kitchenware.core.inference import open_classifier
+from kitchenware.core.photos import find_photos
+from kitchenware.core.preprocessing import prepare
+
+
+@needs_real_data()
+def test_onnx_and_tensorflow_agree_on_every_shared_photo(real_xception_in_store: str):
+    stored = bentoml.models.get(real_xception_in_store)
+    assert stored.info.metadata["onnx"]["max_abs_difference"] <= 1e-4  # the check made when it was saved
+    size = int(stored.info.metadata["input_size"])
+    onnx = open_classifier(stored.path, "onnx", threads=2, input_size=size)
+    tensorflow = open_classifier(stored.path, "tensorflow", threads=2, input_size=size)
+    samples = find_photos(REAL_PHOTOS).samples
+    assert len(samples) == 824
+    differences, feature_differences, disagreements = [], [], []
+    for start in range(0, len(samples), 32):
+        chunk = samples[start : start + 32]
+        pixels = np.stack([prepare(sample.path, size) for sample in chunk])
+        from_onnx, from_tensorflow = onnx.forward(pixels), tensorflow.forward(pixels)
+        differences.append(np.abs(from_onnx.probabilities - from_tensorflow.probabilities).max())
+        feature_differences.append(np.abs(from_onnx.features - from_tensorflow.features).max())
+        pairs = zip(chunk, from_onnx.probabilities, from_tensorflow.probabilities)
+        disagreements += [s.id for s, a, b in pairs if a.argmax() != b.argmax()]
+    print(f"max |dp| over {len(samples)} photos: {max(differences):.2e}, features {max(feature_differences):.2e}")
+    assert disagreements == []
+    assert max(differences) <= 1e-4
+    assert max(feature_differences) <= 1e-4  # the "unknown" score reads them
+
+
+def test_unknown_runtime_is_named(tmp_path: Path):
+    with pytest.raises(ValueError, match="unknown runtime 'torch': choose one of onnx, tensorflow"):
+        open_classifier(tmp_path, "torch", threads=1, input_size=32)
+
+
+def test_model_without_onnx_file_says_what_to_do(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="KITCHENWARE_RUNTIME=tensorflow"):
+        open_classifier(tmp_path, "onnx", threads=1, input_size=32)

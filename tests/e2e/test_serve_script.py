@@ -1,0 +1,38 @@
+"""The README's first command on a copy of the project: `scripts/serve.sh` installs the serving set only
+(no TensorFlow), imports the shipped model.onnx and answers a real photo."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sample_data import REAL_PHOTOS, ROOT
+from server import folder_megabytes, installed_packages, serve_script_first_answer
+
+SHIPPED_ONNX = ROOT / "models" / "model.onnx"
+
+
+def copy_of_the_project(destination: Path) -> Path:
+    """The tracked and new (not ignored) files of the work tree, as a fresh clone of it would hold them."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True
+    )
+    for name in listing.stdout.splitlines():
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+@pytest.mark.skipif(not SHIPPED_ONNX.is_file(), reason=f"needs the shipped {SHIPPED_ONNX}")
+def test_serve_script_serves_the_shipped_model_from_a_venv_without_tensorflow(tmp_path: Path):
+    clone = copy_of_the_project(tmp_path / "main")
+    cup = REAL_PHOTOS / "images" / "0009.jpg"
+    seconds, answer = serve_script_first_answer(clone, cup, Path.home() / ".cache" / "pip", tmp_path / "bentoml")
+    packages = installed_packages(clone / ".venv")
+    size = folder_megabytes(clone / ".venv")
+    print(f"first answer after {seconds:.1f} s; venv {size:.0f} MB, {len(packages)} packages")
+    assert answer["label"] == "cup"
+    assert {"bentoml", "onnxruntime", "pillow", "numpy"} <= set(packages)
+    assert not {"tensorflow", "keras", "tf2onnx", "matplotlib", "pytest"} & set(packages)
+    assert size <= 400

@@ -1,0 +1,121 @@
+"""Run `bentoml serve` for real in a subprocess, on a free port, and stop it afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+BENTOML = str(Path(sys.executable).with_name("bentoml"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(target: str, log: Path, timeout: float = 300, **environment: str):
+    """`bentoml serve TARGET` until the block ends; yields (base URL, seconds from start to /readyz 200)."""
+    port = free_port()
+    env = {**os.environ, **environment}
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [BENTOML, "serve", target, "--port", str(port), "--host", "127.0.0.1"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield url, time.monotonic() - started
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def serve_script_first_answer(clone: Path, photo: Path, pip_cache: Path, bentoml_home: Path, timeout: float = 900):
+    """Run `scripts/serve.sh` in a copy of the project and post `photo` to /classify until it is answered.
+
+    Returns (seconds from the command to the first 200 answer, that answer); stops the server afterwards."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PIP_CACHE_DIR": str(pip_cache),
+        "BENTOML_HOME": str(bentoml_home),
+        "PORT": str(port),
+    }
+    log = clone.parent / "serve.log"
+    started = time.monotonic()
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            ["bash", "scripts/serve.sh"],
+            cwd=clone,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"scripts/serve.sh exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"no answer from scripts/serve.sh after {timeout} s:\n{log.read_text()[-3000:]}")
+            try:
+                with open(photo, "rb") as file:
+                    response = httpx.post(f"http://127.0.0.1:{port}/classify", files={"image": file}, timeout=30)
+                if response.status_code == 200:
+                    return time.monotonic() - started, response.json()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def installed_packages(venv: Path) -> dict[str, str]:
+    """{name: version} of a virtual environment's packages."""
+    listing = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.lower().split("==", 1) for line in listing.splitlines() if "==" in line)
+
+
+def folder_megabytes(folder: Path) -> float:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink()) / 1e6

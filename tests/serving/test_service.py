@@ -1,0 +1,195 @@
+"""The HTTP service in-process (Starlette TestClient on the service's ASGI app): answers, bad input, batching."""
+
+import csv
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from images import colour_photo, decompression_bomb_png, encode, odd_valid_images, truncated_jpeg
+from sample_data import write_kaggle
+from starlette.testclient import TestClient
+
+from kitchenware.cli import main
+
+MODEL_NAME = "service_test_model"
+UPLOAD_LIMIT_MB = 1
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A small CNN trained on generated photos of three colours, in the test model store."""
+    photos = write_kaggle(tmp_path_factory.mktemp("service") / "photos", {"cup": 10, "fork": 10, "spoon": 10})
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(photos),
+                "--arch",
+                "scratch",
+                "--input-size",
+                "32",
+                "--epochs",
+                "8",
+                "--name",
+                MODEL_NAME,
+                "--run-dir",
+                str(photos.parent / "run"),
+            ]
+        )
+        == 0
+    )
+    return photos
+
+
+@pytest.fixture(scope="module")
+def client(trained: Path):
+    """The service as configured by default (ONNX Runtime); test_server.py serves the TensorFlow runtime for real."""
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("KITCHENWARE_MODEL", f"{MODEL_NAME}:latest")
+        environment.setenv("KITCHENWARE_MAX_UPLOAD_MB", str(UPLOAD_LIMIT_MB))
+        import service
+
+        importlib.reload(service)  # read the settings above
+        with TestClient(service.KitchenwareClassifier.to_asgi()) as test_client:
+            yield test_client
+
+
+def classify(client: TestClient, data: bytes, name: str = "photo.jpg"):
+    return client.post("/classify", files={"image": (name, data, "application/octet-stream")})
+
+
+def assert_serves(client: TestClient):
+    """The server still answers a good photo with a label."""
+    response = classify(client, encode(colour_photo((200, 40, 40)), "JPEG"))
+    assert response.status_code == 200 and response.json()["label"] == "cup"
+
+
+def test_classify_returns_label_confidence_and_sorted_probabilities(client: TestClient):
+    response = classify(client, encode(colour_photo((40, 200, 40)), "JPEG"))
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["label"] == "fork"
+    assert list(answer["probabilities"]) == sorted(
+        answer["probabilities"], key=answer["probabilities"].get, reverse=True
+    )
+    assert set(answer["probabilities"]) == {"cup", "fork", "spoon"}
+    assert answer["confidence"] == answer["probabilities"]["fork"]
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert answer["model"].startswith(f"{MODEL_NAME}:")
+
+
+def test_same_photo_same_probabilities_from_cli_predict_and_http(client: TestClient, trained: Path, tmp_path: Path):
+    output = tmp_path / "predictions.csv"
+    folder = tmp_path / "one"
+    folder.mkdir()
+    photo = trained / "images" / "0015.jpg"
+    (folder / "0015.jpg").write_bytes(photo.read_bytes())
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                f"{MODEL_NAME}:latest",
+                "--input",
+                str(folder),
+                "--output",
+                str(output),
+                "--probabilities",
+            ]
+        )
+        == 0
+    )
+    row = next(csv.DictReader(open(output)))
+    answer = classify(client, photo.read_bytes()).json()
+    assert answer["label"] == row["label"]
+    for name, probability in answer["probabilities"].items():
+        assert probability == pytest.approx(float(row[name]), abs=1e-4)
+
+
+def test_classify_batch_keeps_the_order(client: TestClient):
+    """11 photos: more than one forward pass (8 at most), answered in the order of the uploads."""
+    colours = {"cup": (200, 40, 40), "fork": (40, 200, 40), "spoon": (40, 40, 200)}
+    labels = ["spoon", "cup", "fork", "spoon", "fork", "cup", "cup", "spoon", "fork", "fork", "cup"]
+    files = [
+        ("images", (f"{i}.png", encode(colour_photo(colours[label], seed=i), "PNG"), "image/png"))
+        for i, label in enumerate(labels)
+    ]
+    response = client.post("/classify_batch", files=files)
+    assert response.status_code == 200
+    assert [answer["label"] for answer in response.json()] == labels
+
+
+def test_model_info_has_the_card(client: TestClient):
+    info = client.post("/model_info").json()
+    assert info["runtime"] == "onnx"
+    assert info["class_names"] == ["cup", "fork", "spoon"]
+    assert info["input_size"] == 32 and info["architecture"] == "scratch"
+    assert info["model"].startswith(f"{MODEL_NAME}:") and 0 <= info["validation"]["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("name", sorted(odd_valid_images()))
+def test_odd_but_valid_images_get_a_label(client: TestClient, name: str):
+    response = classify(client, odd_valid_images()[name], name)
+    assert response.status_code == 200, response.text
+    assert response.json()["label"] in ("cup", "fork", "spoon")
+
+
+def test_exif_rotated_photo_classifies_like_the_upright_one(client: TestClient):
+    upright = colour_photo((40, 200, 40), size=(48, 36))
+    rotated = classify(client, odd_valid_images()["exif_rotated.jpg"]).json()
+    assert rotated["label"] == "cup"  # odd_valid_images' photo is red
+    straight = classify(client, encode(upright, "JPEG", quality=95)).json()
+    assert straight["label"] == "fork"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("notes.txt", b"this is a text file, not a photo", "not a readable image"),
+        ("empty.jpg", b"", "the file is empty"),
+        ("cut.jpg", truncated_jpeg(), "truncated or corrupt"),
+        ("bomb.png", decompression_bomb_png(), "more than the limit of"),
+    ],
+)
+def test_bad_uploads_get_400_with_the_reason_and_the_server_keeps_serving(client, name, data, message):
+    response = classify(client, data, name)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert_serves(client)
+
+
+def test_missing_field_is_400(client: TestClient):
+    response = client.post("/classify", files={"photo": ("a.jpg", b"xx", "image/jpeg")})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "no photo in the form field 'image': upload it as image=@photo.jpg (multipart/form-data)"
+    }
+    assert_serves(client)
+
+
+def test_wrong_content_type_is_400(client: TestClient):
+    response = client.post("/classify", json={"image": "cup.jpg"})
+    assert response.status_code == 400
+    assert "multipart/form-data" in response.json()["error"]
+    assert_serves(client)
+
+
+def test_upload_over_the_size_limit_is_413(client: TestClient):
+    big = np.random.default_rng(0).integers(0, 255, UPLOAD_LIMIT_MB * 1024 * 1024 + 10, dtype=np.uint8).tobytes()
+    response = classify(client, big, "huge.jpg")
+    assert response.status_code == 413
+    assert "larger than the limit of 1 MB" in response.json()["error"]
+    assert_serves(client)
+
+
+def test_a_bad_photo_in_a_batch_is_named(client: TestClient):
+    files = [
+        ("images", ("good.png", encode(colour_photo(), "PNG"), "image/png")),
+        ("images", ("broken.jpg", b"nope", "image/jpeg")),
+    ]
+    response = client.post("/classify_batch", files=files)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("photo 2 of 2: not a readable image")
+    assert_serves(client)
