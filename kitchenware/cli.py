@@ -373,9 +373,9 @@ def check_command(args: argparse.Namespace) -> None:
 
     gpu_count(args.verbose)
     from kitchenware.training.config import TrainConfig
-    from kitchenware.training.trainer import prepare_data
+    from kitchenware.training.trainer import inspect_photos
 
-    health = prepare_data(TrainConfig(data=tuple(args.data), weights=args.weights)).health
+    health, _ = inspect_photos(TrainConfig(data=tuple(args.data), weights=args.weights))
     out = args.out or _timestamped("-check")
     health.write(out)
     print(health.markdown())

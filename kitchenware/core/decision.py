@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from kitchenware.core.card import OOD_REFERENCE_FILE, ModelCard
 
@@ -81,6 +82,10 @@ class DecisionRule:
         gets its raw probabilities, DEFAULT_MIN_CONFIDENCE and no "unknown"."""
         reference_file = Path(folder) / OOD_REFERENCE_FILE
         has_ood = card.ood.get("score") == "knn" and reference_file.is_file()
+        if has_ood:
+            # NumPy's BLAS threads spin after each product, on the cores the forward pass needs: measured in the
+            # service, +44 core-ms and +20 ms a photo with them, +1 with one thread (README, Benchmarks).
+            threadpool_limits(1, user_api="blas")
         return cls(
             temperature=card.temperature,
             min_confidence=min_confidence

@@ -113,13 +113,19 @@ class PreparedData:
         return self.photos.class_names
 
 
-def prepare_data(config: TrainConfig) -> PreparedData:
-    """Find and check the photos; with cached features, find near-duplicate groups and split by them."""
+def inspect_photos(config: TrainConfig) -> tuple[HealthReport, FeatureCache | None]:
+    """Find the photos, skip the unreadable ones and run the health check, on the backbone's features when the
+    head trains on cached ones (they find the near-duplicates): `train.py check`, and the start of training."""
     found = find_photos(*config.data)
     readable, skipped = drop_unreadable(found.samples)
-    found = found.keep(readable)
     cache = FeatureCache(config) if uses_cached_features(config) else None
-    health = check(found, skipped, None if cache is None else cache.of(readable))
+    return check(found.keep(readable), skipped, None if cache is None else cache.of(readable)), cache
+
+
+def prepare_data(config: TrainConfig) -> PreparedData:
+    """Find and check the photos; with cached features, find near-duplicate groups and split by them."""
+    health, cache = inspect_photos(config)
+    found, skipped, readable = health.photos, health.unreadable, health.photos.samples
     if cache is not None and config.split == "grouped":
         train, val = splits.grouped_split(readable, health.groups, config.val_fraction, config.seed)
     else:

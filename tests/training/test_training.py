@@ -273,3 +273,21 @@ def test_an_exported_folder_is_imported_once(tmp_path: Path):
     tag, imported = store.import_exported(tmp_path)
     assert imported and store.find(tag).card == card.replace(file_sha256=store.find(tag).card.file_sha256)
     assert store.import_exported(tmp_path) == (tag, False)
+
+
+def test_cross_validation_predicts_every_photo_once_with_a_head_that_did_not_train_on_it(
+    kaggle_photos: Path, tmp_path: Path
+):
+    import dataclasses
+
+    from kitchenware.training.trainer import cross_validate
+
+    config = TrainConfig(data=kaggle_photos, weights="none", input_size=71, epochs=2, batch_size=8, split="stratified")
+    prepared = prepare_data(config)
+    # Random weights see one-colour photos as near-duplicates: give every photo its own group here.
+    prepared = dataclasses.replace(prepared, health=dataclasses.replace(prepared.health, groups=np.arange(30)))
+    figures, pooled = cross_validate(config, prepared, 3, tmp_path)
+    assert figures["folds"] == 3 and figures["photos"] == 30 and len(figures["fold_accuracy"]) == 3
+    assert np.bincount(pooled.labels).tolist() == [12, 10, 8]  # every photo once: 12 cups, 10 forks, 8 spoons
+    assert figures["accuracy_pooled"] == round(pooled.accuracy, 4)
+    assert set(figures["recall_pooled"]) == {"cup", "fork", "spoon"}
