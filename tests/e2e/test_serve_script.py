@@ -1,6 +1,7 @@
 """The README's first command on a copy of the project: `scripts/serve.sh` installs the serving set only
 (no TensorFlow), imports the shipped model.onnx and answers a real photo."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,3 +37,26 @@ def test_serve_script_serves_the_shipped_model_from_a_venv_without_tensorflow(tm
     assert {"bentoml", "onnxruntime", "pillow", "numpy"} <= set(packages)
     assert not {"tensorflow", "keras", "tf2onnx", "matplotlib", "pytest"} & set(packages)
     assert size <= 400
+    # `train.py predict` runs in the serving set too: ONNX Runtime, no TensorFlow to import.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(cup, photos)
+    predicted = subprocess.run(
+        [
+            str(clone / ".venv" / "bin" / "python"),
+            "train.py",
+            "predict",
+            "--model",
+            "models",
+            "--input",
+            str(photos),
+            "--output",
+            str(tmp_path / "predictions.csv"),
+        ],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml")},
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[1].startswith("0009,cup,")

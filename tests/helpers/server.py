@@ -24,34 +24,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(target: str, log: Path, timeout: float = 300, **environment: str):
-    """`bentoml serve TARGET` until the block ends; yields (base URL, seconds from start to /readyz 200)."""
-    port = free_port()
-    env = {**os.environ, **environment}
+def _process_group(command: list[str], cwd: Path, environment: dict[str, str], log: Path):
+    """Run a command in its own process group, its output to `log`; stop the whole group afterwards."""
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [BENTOML, "serve", target, "--port", str(port), "--host", "127.0.0.1"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, cwd=cwd, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
-    url = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            if time.monotonic() - started > timeout:
-                raise TimeoutError(f"not ready after {timeout} s:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        yield url, time.monotonic() - started
+        yield process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -59,6 +39,42 @@ def serving(target: str, log: Path, timeout: float = 300, **environment: str):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _until(process: subprocess.Popen, log: Path, timeout: float, what: str, attempt):
+    """Call `attempt` every half second until it returns something other than None; fail with the log's tail
+    when the process exits or the time runs out."""
+    started = time.monotonic()
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{what}: nothing after {timeout} s:\n{log.read_text()[-3000:]}")
+        try:
+            result = attempt()
+            if result is not None:
+                return result
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+
+
+@contextmanager
+def serving(target: str, log: Path, timeout: float = 300, **environment: str):
+    """`bentoml serve TARGET` until the block ends; yields (base URL, seconds from start to /readyz 200)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [BENTOML, "serve", target, "--port", str(port), "--host", "127.0.0.1"]
+    started = time.monotonic()
+    with _process_group(command, ROOT, {**os.environ, **environment}, log) as process:
+        _until(
+            process,
+            log,
+            timeout,
+            "bentoml serve",
+            lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200 or None,
+        )
+        yield url, time.monotonic() - started
 
 
 def serve_script_first_answer(clone: Path, photo: Path, pip_cache: Path, bentoml_home: Path, timeout: float = 900):
@@ -66,44 +82,16 @@ def serve_script_first_answer(clone: Path, photo: Path, pip_cache: Path, bentoml
 
     Returns (seconds from the command to the first 200 answer, that answer); stops the server afterwards."""
     port = free_port()
-    environment = {
-        **os.environ,
-        "PIP_CACHE_DIR": str(pip_cache),
-        "BENTOML_HOME": str(bentoml_home),
-        "PORT": str(port),
-    }
-    log = clone.parent / "serve.log"
+    environment = {**os.environ, "PIP_CACHE_DIR": str(pip_cache), "BENTOML_HOME": str(bentoml_home), "PORT": str(port)}
     started = time.monotonic()
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            ["bash", "scripts/serve.sh"],
-            cwd=clone,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"scripts/serve.sh exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            if time.monotonic() - started > timeout:
-                raise TimeoutError(f"no answer from scripts/serve.sh after {timeout} s:\n{log.read_text()[-3000:]}")
-            try:
-                with open(photo, "rb") as file:
-                    response = httpx.post(f"http://127.0.0.1:{port}/classify", files={"image": file}, timeout=30)
-                if response.status_code == 200:
-                    return time.monotonic() - started, response.json()
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+
+    def answer():
+        with open(photo, "rb") as file:
+            response = httpx.post(f"http://127.0.0.1:{port}/classify", files={"image": file}, timeout=30)
+        return (time.monotonic() - started, response.json()) if response.status_code == 200 else None
+
+    with _process_group(["bash", "scripts/serve.sh"], clone, environment, clone.parent / "serve.log") as process:
+        return _until(process, clone.parent / "serve.log", timeout, "scripts/serve.sh", answer)
 
 
 def installed_packages(venv: Path) -> dict[str, str]:
