@@ -15,18 +15,15 @@ import logging
 import shlex
 import sys
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from kitchenware.core.card import DEFAULT_MODEL_NAME
-from kitchenware.core.decision import DECISIONS, Answers, DecisionRule
-from kitchenware.core.inference import RUNTIMES, Classifier, classify_pixels, open_classifier
-from kitchenware.core.photos import DataError, Sample, drop_unreadable, find_photos, label_indices, unlabelled_images
-from kitchenware.core.preprocessing import ImageError, prepare
-
-DECODE_CHUNK = 64  # photos decoded, then classified, at a time: bounded memory on any folder size
+from kitchenware.core.decision import DECISIONS, DecisionRule
+from kitchenware.core.inference import RUNTIMES, classify_files, open_classifier
+from kitchenware.core.photos import DataError, drop_unreadable, find_photos, label_indices, unlabelled_images
+from kitchenware.core.preprocessing import ImageError
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -396,18 +393,6 @@ def _open(args: argparse.Namespace):
     return model, classifier, rule
 
 
-def classify_photos(classifier: Classifier, rule: DecisionRule, samples: list[Sample], input_size: int) -> Answers:
-    """Answers for photos on disk: decoded by the one preprocessing function on a few threads, classified
-    FORWARD_BATCH at a time by `classify_pixels` and decided by the model's rule, exactly as the service does."""
-    with ThreadPoolExecutor(4) as pool:
-        passes = [
-            classify_pixels(classifier, np.stack(list(pool.map(lambda s: prepare(s.path, input_size), chunk))))
-            for chunk in (samples[i : i + DECODE_CHUNK] for i in range(0, len(samples), DECODE_CHUNK))
-        ]
-    features = None if passes[0].features is None else np.concatenate([p.features for p in passes])
-    return rule.decide(np.concatenate([p.probabilities for p in passes]), features)
-
-
 def evaluate_command(args: argparse.Namespace) -> None:
     from kitchenware.training.evaluation import Report, out_of_distribution, write_out_of_distribution, write_report
 
@@ -428,7 +413,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
                 f"{', '.join(map(str, args.data))}: pass the same --data folders as the training run"
             )
     samples, _ = drop_unreadable(samples)
-    answers = classify_photos(classifier, rule, samples, model.card.input_size)
+    answers = classify_files(classifier, rule, [s.path for s in samples], model.card.input_size)
     report = Report(class_names, label_indices(samples, class_names), answers.probabilities).decided(answers)
     out = args.out or _timestamped("-evaluate")
     write_report(report, samples, out, f"{model.tag} on {', '.join(map(str, args.data))}")
@@ -449,7 +434,9 @@ def evaluate_command(args: argparse.Namespace) -> None:
     )
     if args.ood:
         others, _ = drop_unreadable(unlabelled_images(args.ood))
-        figures = out_of_distribution(report, others, classify_photos(classifier, rule, others, model.card.input_size))
+        figures = out_of_distribution(
+            report, others, classify_files(classifier, rule, [s.path for s in others], model.card.input_size)
+        )
         write_out_of_distribution(figures, out)
         for kind, row in figures.items():
             print(
@@ -463,7 +450,7 @@ def predict_command(args: argparse.Namespace) -> None:
     model, classifier, rule = _open(args)
     class_names = list(model.card.class_names)
     samples, _ = drop_unreadable(unlabelled_images(args.input))
-    answers = classify_photos(classifier, rule, samples, model.card.input_size)
+    answers = classify_files(classifier, rule, [s.path for s in samples], model.card.input_size)
     predicted = [class_names[i] for i in answers.labels]
     scores = [""] * len(samples) if answers.ood_scores is None else [f"{v:.6f}" for v in answers.ood_scores]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -9,17 +9,21 @@ the same network faster on a CPU, and its ~80 MB wheel replaces TensorFlow's ~1.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from kitchenware.core.card import KERAS_FILE, ONNX_FILE
+from kitchenware.core.decision import Answers, DecisionRule
+from kitchenware.core.preprocessing import prepare
 
 RUNTIMES = ("onnx", "tensorflow")
 # Photos per forward pass: larger batches are no faster on a CPU here, and ONNX Runtime keeps the memory of
 # the largest batch it has seen (~45 MB per photo at 299x299).
 FORWARD_BATCH = 8
+DECODE_CHUNK = 64  # photos decoded, then classified, at a time by classify_files
 
 
 class Forward(NamedTuple):
@@ -105,6 +109,19 @@ def open_classifier(model_dir: Path, runtime: str, threads: int, input_size: int
         classifier = TensorFlowClassifier(keras.models.load_model(keras_file), threads)
     classifier.forward(np.zeros((1, input_size, input_size, 3), np.uint8))
     return classifier
+
+
+def classify_files(classifier: Classifier, rule: DecisionRule, paths: list[Path], input_size: int) -> Answers:
+    """Answers for photos on disk (`train.py evaluate`/`predict`, batch jobs): decoded by the one preprocessing
+    function on a few threads, DECODE_CHUNK at a time (bounded memory on any number of photos), classified by
+    `classify_pixels` and decided by the model's rule, exactly as the service does."""
+    with ThreadPoolExecutor(4) as pool:
+        passes = [
+            classify_pixels(classifier, np.stack(list(pool.map(lambda path: prepare(path, input_size), chunk))))
+            for chunk in (paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK))
+        ]
+    features = None if passes[0].features is None else np.concatenate([p.features for p in passes])
+    return rule.decide(np.concatenate([p.probabilities for p in passes]), features)
 
 
 def classify_pixels(classifier: Classifier, pixels: np.ndarray) -> Forward:
