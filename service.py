@@ -19,8 +19,10 @@ from kitchenware.core.card import ModelCard
 from kitchenware.core.decision import DecisionRule
 from kitchenware.core.inference import classify_pixels, open_classifier
 from kitchenware.core.preprocessing import ImageError, prepare
+from kitchenware.feedback.repository import Classified, UnknownPhoto
 from kitchenware.serving import metrics, schemas
-from kitchenware.serving.schemas import Classification
+from kitchenware.serving.feedback import Recorder
+from kitchenware.serving.schemas import Classification, FeedbackSaved
 from kitchenware.serving.settings import ServiceSettings
 from kitchenware.serving.upload import UploadGuard, error
 
@@ -44,15 +46,18 @@ class KitchenwareClassifier:
         self.rule = DecisionRule.for_model(
             self.card, self.bento_model.path, SETTINGS.min_confidence, SETTINGS.ood_threshold
         )
+        self.recorder = Recorder(SETTINGS)
         # One forward pass at a time: it already uses every core given to this worker.
         self.inference_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
-    def _pixels(self, upload: Path) -> np.ndarray:
-        return prepare(upload.read_bytes(), self.card.input_size, SETTINGS.max_pixels)
+    def _pixels(self, photo: bytes) -> np.ndarray:
+        return prepare(photo, self.card.input_size, SETTINGS.max_pixels)
 
     async def _classify(self, uploads: list[Path]) -> list[Classification]:
-        """Decode the uploads in parallel (ImageError names a bad one), then run them through the network."""
-        decoding = [asyncio.to_thread(self._pixels, upload) for upload in uploads]
+        """Decode the uploads in parallel (ImageError names a bad one), run them through the network, and with
+        feedback storage on keep each photo and its answer."""
+        photos = [upload.read_bytes() for upload in uploads]
+        decoding = [asyncio.to_thread(self._pixels, photo) for photo in photos]
         pixels = await asyncio.gather(*decoding, return_exceptions=True)
         for position, problem in enumerate(pixels, start=1):
             if isinstance(problem, ImageError) and len(uploads) > 1:
@@ -63,7 +68,12 @@ class KitchenwareClassifier:
         forward = await loop.run_in_executor(self.inference_thread, classify_pixels, self.classifier, np.stack(pixels))
         answers = self.rule.decide(forward.probabilities, forward.features)
         metrics.count(answers, self.card.class_names)
-        return schemas.classifications(answers, list(self.card.class_names), self.tag)
+        results = schemas.classifications(answers, list(self.card.class_names), self.tag)
+        if self.recorder.enabled:
+            for photo, result in zip(photos, results):
+                classified = Classified(result.label, result.confidence, result.decision, self.tag)
+                result.photo_id = await asyncio.to_thread(self.recorder.record, photo, classified)
+        return results
 
     @bentoml.api
     async def classify(self, image: Path) -> Classification:
@@ -87,10 +97,35 @@ class KitchenwareClassifier:
             return error(str(problem))
 
     @bentoml.api
+    async def feedback(self, photo_id: str, label: str, ctx: bentoml.Context) -> FeedbackSaved:
+        """The category the seller finally chose for a classified photo: one of the classes, or "other".
+        A repeated call replaces the choice (the history is kept). Needs `Authorization: Bearer <key>` when
+        the service has KITCHENWARE_API_KEY."""
+        if not self.recorder.enabled:
+            return refuse(ctx, "feedback storage is off: start the service with KITCHENWARE_FEEDBACK_DB set", 503)
+        if not self.recorder.authorised(ctx.request.headers.get("authorization")):
+            return refuse(ctx, "missing or wrong API key: send the header 'Authorization: Bearer <key>'", 401)
+        try:
+            said = await asyncio.to_thread(self.recorder.choose, photo_id, label, list(self.card.class_names))
+        except UnknownPhoto as problem:
+            return refuse(ctx, str(problem), 404)
+        except ValueError as problem:
+            return refuse(ctx, f"{problem}: send one of them as label", 400)
+        except Exception as problem:  # noqa: BLE001 - the database is down or the disk full: say so, keep serving
+            return refuse(ctx, f"the choice could not be saved ({problem}): try again later", 503)
+        return FeedbackSaved(photo_id=photo_id, label=label, predicted=said)
+
+    @bentoml.api
     def model_info(self) -> dict:
         """The model card: tag, runtime, classes in output order, input size, training data, validation metrics, and
         the decision thresholds in force with the validation figures behind them."""
         return schemas.model_info(self.card, self.tag, SETTINGS.runtime, self.rule)
+
+
+def refuse(ctx: bentoml.Context, message: str, status: int):
+    """The error answer of an endpoint that takes bentoml.Context: BentoML answers with ctx.response's status."""
+    ctx.response.status_code = status
+    return error(message, status)
 
 
 KitchenwareClassifier.add_asgi_middleware(UploadGuard, max_upload_bytes=SETTINGS.max_upload_bytes)

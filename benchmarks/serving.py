@@ -40,17 +40,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def layout(workers: int, threads: int, decisions: bool = True) -> tuple[str, dict[str, str], bool]:
-    """A server layout's name, the environment that selects it, and whether the model's decision rule is on."""
+def layout(
+    workers: int, threads: int, decisions: bool = True, feedback: bool = False
+) -> tuple[str, dict[str, str], bool]:
+    """A server layout's name, the environment that selects it, and whether the model's decision rule is on;
+    with feedback, every photo and answer is stored (SQLite in a new temporary folder)."""
     name = f"onnx, {workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)}"
-    name += "" if decisions else ", no decision rule"
+    name += ("" if decisions else ", no decision rule") + (", feedback storage (SQLite)" if feedback else "")
     environment = {"KITCHENWARE_RUNTIME": "onnx", "KITCHENWARE_WORKERS": workers, "KITCHENWARE_THREADS": threads}
+    if feedback:
+        environment["KITCHENWARE_FEEDBACK_DB"] = f"sqlite:///{tempfile.mkdtemp(prefix='kitchenware-bench-')}/f.db"
     return name, {key: str(value) for key, value in environment.items()}, decisions
 
 
 # The same network with a card stripped of the decision rule measures what the rule costs (calibration and the
 # nearest-neighbour search); the features output is the pooled layer the network computes anyway.
-LAYOUTS = [layout(1, 2), layout(1, 2, decisions=False), layout(2, 1)]
+LAYOUTS = [layout(1, 2), layout(1, 2, decisions=False), layout(1, 2, feedback=True), layout(2, 1)]
 RUNTIMES = ("onnx",)  # models/ ships model.onnx only; TensorFlow was measured against it before (README)
 CONCURRENCY = (1, 4, 16)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
@@ -240,7 +245,12 @@ def main() -> None:
             f"| {results[16]['cpu_per_request'] / measured['cpu_per_image']:.2f} |"
         )
     with_rule, without_rule = (summary[name][1][1]["p50"] for name, _, _ in LAYOUTS[:2])
-    lines += ["", f"p50 at 1 client with the decision rule / without it: {with_rule / without_rule:.3f}"]
+    stored = summary[LAYOUTS[2][0]][1][1]["p50"]
+    lines += [
+        "",
+        f"p50 at 1 client with the decision rule / without it: {with_rule / without_rule:.3f}",
+        f"p50 at 1 client with feedback storage / without it: {stored / with_rule:.3f}",
+    ]
     report = "\n".join(lines) + "\n"
     print(report)
     (ROOT / "benchmarks" / "RESULTS.md").write_text("# Serving benchmark: latest run\n\n" + report)

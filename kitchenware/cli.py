@@ -12,6 +12,7 @@ import csv
 import datetime
 import json
 import logging
+import os
 import shlex
 import sys
 from collections import Counter
@@ -22,7 +23,7 @@ import numpy as np
 from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.core.decision import DECISIONS, DecisionRule
 from kitchenware.core.inference import RUNTIMES, classify_files, open_classifier
-from kitchenware.core.photos import DataError, drop_unreadable, find_photos, label_indices, unlabelled_images
+from kitchenware.core.photos import DataError, drop_unreadable, label_indices, unlabelled_images
 from kitchenware.core.preprocessing import ImageError
 
 
@@ -51,10 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     source = train.add_argument_group("data")
     source.add_argument(
         "--data",
-        type=Path,
+        type=str,
         action="append",
         required=True,
-        help="Kaggle layout (train.csv + images/) or one folder per class; repeat it to train on several sources",
+        help="Kaggle layout (train.csv + images/), one folder per class, or feedback:<URL> (the sellers' choices); "
+        "repeat it to train on several sources",
     )
     source.add_argument(
         "--val-fraction", type=float, default=defaults.val_fraction, help="share held out for validation"
@@ -161,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--data",
-        type=Path,
+        type=str,
         action="append",
         required=True,
         help="labelled photos, in either training layout; repeatable",
@@ -174,13 +176,38 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-check)")
     _add_verbose(check)
 
+    feedback = commands.add_parser("feedback", help="what sellers chose for classified photos: report, export")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
+    for name, text in (
+        ("report", "live accuracy overall, per class, week and model; the confusion matrix; decisions labelled"),
+        ("export", "copy the photos sellers labelled into DIR/<class>/ (the class-folder layout)"),
+        ("purge", "delete the photos that never got a seller's choice after --keep-days days"),
+    ):
+        command = feedback_commands.add_parser(name, help=text, formatter_class=HelpFormatter)
+        command.add_argument(
+            "--db", required=True, help="the feedback store's SQLAlchemy URL (KITCHENWARE_FEEDBACK_DB)"
+        )
+        command.add_argument("--photos", type=Path, help="its photo folder (default: photos/ beside a SQLite file)")
+        if name == "report":
+            command.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-feedback)")
+        elif name == "purge":
+            command.add_argument(
+                "--keep-days",
+                type=float,
+                default=float(os.environ.get("KITCHENWARE_FEEDBACK_KEEP_DAYS") or 30),
+                help="days a photo without a choice is kept (default: KITCHENWARE_FEEDBACK_KEEP_DAYS, else 30)",
+            )
+        else:
+            command.add_argument("folder", type=Path, help="where to write <class>/<photo id>.<format>")
+        _add_verbose(command)
+
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a stored or exported model on labelled photos", formatter_class=HelpFormatter
     )
     _add_model_options(evaluate)
     evaluate.add_argument(
         "--data",
-        type=Path,
+        type=str,
         action="append",
         required=True,
         help="labelled photos, in either training layout; repeatable",
@@ -266,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             "check": check_command,
             "evaluate": evaluate_command,
             "predict": predict_command,
+            "feedback": feedback_command,
         }
         commands[args.command](args)
     except (DataError, ImageError, FileNotFoundError) as error:
@@ -379,6 +407,38 @@ def check_command(args: argparse.Namespace) -> None:
     print(f"report in {out / 'check.md'}, near-duplicate groups in {out / 'near_duplicates.png'}")
 
 
+def feedback_command(args: argparse.Namespace) -> None:
+    from kitchenware.feedback.source import export, open_store
+
+    if args.feedback_command == "purge":
+        deleted = open_store(args.db, args.photos).purge(args.keep_days)
+        print(f"deleted {deleted} photos without a seller's choice, older than {args.keep_days:g} days")
+        return
+    if args.feedback_command == "export":
+        counts = export(args.db, args.folder, args.photos)
+        print(f"{sum(counts.values())} labelled photos {counts} -> {args.folder}")
+        return
+    from kitchenware.feedback.report import write
+
+    store = open_store(args.db, args.photos)
+    answered = store.answered()
+    class_names = sorted({row.predicted for row in answered} | {row.chosen for row in answered} - {"other"})
+    out = args.out or _timestamped("-feedback")
+    figures = write(store, class_names, out)
+    overall = figures["overall"]
+    print(
+        f"{figures['labelled_photos']} photos labelled by sellers; live accuracy {overall['accuracy']} on the "
+        f"{overall['photos']} labelled with a class; {figures['other']['photos']} 'other'"
+    )
+    for name, row in figures["per_class"].items():
+        print(f"  {name:>8}: {row['accuracy']} ({row['photos']} photos)")
+    for decision, row in figures["decisions"].items():
+        print(
+            f"  answered {decision}: {row['photos']} photos, {row['labelled']} labelled ({row['share_labelled']:.0%})"
+        )
+    print(f"report in {out}")
+
+
 def _open(args: argparse.Namespace):
     """The stored or exported model, the classifier the service would run it with, and its decision rule."""
     from kitchenware import store
@@ -398,7 +458,9 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
     model, classifier, rule = _open(args)
     class_names = list(model.card.class_names)
-    photos = find_photos(*args.data)
+    from kitchenware.training.sources import find_sources
+
+    photos = find_sources(*args.data)
     unknown = sorted(set(photos.class_names) - set(class_names))
     if unknown:
         raise DataError(f"classes {unknown} in {args.data} are not among the model's {class_names}")

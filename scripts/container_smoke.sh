@@ -89,7 +89,8 @@ echo "$answer"
 "$PYTHON" -c '
 import json, sys
 answer = json.loads(sys.argv[1])
-assert set(answer) == {"label", "confidence", "decision", "ood_score", "probabilities", "model"}, answer
+assert set(answer) == {"label", "confidence", "decision", "ood_score", "probabilities", "model", "photo_id"}, answer
+assert answer["photo_id"] is None, answer  # feedback storage is off unless KITCHENWARE_FEEDBACK_DB is set
 assert answer["decision"] == "confident", answer
 assert answer["label"] == "cup", answer
 assert list(answer["probabilities"])[0] == "cup" and len(answer["probabilities"]) == 6, answer

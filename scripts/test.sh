@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
+bash scripts/install_test_services.sh  # PostgreSQL for the feedback tests
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

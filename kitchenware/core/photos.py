@@ -10,6 +10,7 @@ import csv
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,8 @@ class Source:
     """One --data folder: where it is, its layout and how many photos of each class it holds."""
 
     name: str
-    root: Path
-    layout: str  # "kaggle" or "folders"
+    root: Path | str  # the folder, or the source as given (`feedback:<URL>`)
+    layout: str  # "kaggle", "folders" or a reader's own ("feedback")
     counts: dict[str, int]
 
 
@@ -72,19 +73,33 @@ class LabelledPhotos:
         return LabelledPhotos(samples, self.class_names, self.sources)
 
 
-def find_photos(*data_dirs: str | Path) -> LabelledPhotos:
-    """Read one or more data folders, each in the Kaggle layout (train.csv + images/) or one folder per class;
+SourceReader = Callable[[str], tuple[str, list[Sample]]]  # "feedback:<URL>" -> (layout, samples)
+
+
+def find_photos(*data_dirs: str | Path, readers: dict[str, SourceReader] | None = None) -> LabelledPhotos:
+    """Read one or more data sources, each a folder in the Kaggle layout (train.csv + images/) or one folder per
+    class, or `scheme:location` for a reader given in `readers` (the feedback store: `feedback:<URL>`);
     the class names are the union of theirs."""
     if not data_dirs:
         raise DataError("no data folder given: pass --data with a folder of labelled photos")
     samples, sources = [], []
-    for root in map(Path, data_dirs):
-        name = root.resolve().name
+    for source in map(str, data_dirs):
+        scheme, _, location = source.partition(":")
+        reader = (readers or {}).get(scheme) if location else None
+        root = Path(source)
+        name = scheme if reader else root.resolve().name
         name = name if name not in {source.name for source in sources} else f"{name}-{len(sources) + 1}"
-        layout, found = _read_source(root)
+        layout, found = reader(location) if reader else _read_source(root)
         found = [Sample(sample.id, sample.path, sample.label, name) for sample in found]
         samples += found
-        sources.append(Source(name, root, layout, dict(sorted(Counter(sample.label for sample in found).items()))))
+        sources.append(
+            Source(
+                name,
+                source if reader else root,
+                layout,
+                dict(sorted(Counter(sample.label for sample in found).items())),
+            )
+        )
     class_names = sorted({sample.label for sample in samples})
     if len(class_names) < 2:
         raise DataError(

@@ -17,6 +17,15 @@ CONFIDENCE = bentoml.metrics.Histogram(
     documentation="Calibrated confidence of the top label",
     buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0),
 )
+FEEDBACK = bentoml.metrics.Counter(
+    name="kitchenware_feedback",
+    documentation="Categories sellers chose, by the chosen label and whether the model's answer agreed (live accuracy)",
+    labelnames=["chosen", "agrees"],
+)
+STORAGE_FAILURES = bentoml.metrics.Counter(
+    name="kitchenware_feedback_storage_failures",
+    documentation="Classified photos that could not be stored (database or disk trouble); answered anyway",
+)
 
 
 def count(answers: Answers, class_names: list[str]) -> None:

@@ -30,6 +30,17 @@ class Classification(BaseModel):
         description="every class, calibrated, highest first", examples=[{"cup": 0.97, "glass": 0.02, "plate": 0.01}]
     )
     model: str = Field(description="the model's tag in the BentoML store", examples=["kitchenware_classifier:abc123"])
+    photo_id: str | None = Field(
+        default=None,
+        description="with feedback storage on: the stored photo's id, for POST /feedback; null otherwise",
+        examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+    )
+
+
+class FeedbackSaved(BaseModel):
+    photo_id: str = Field(description="the photo the seller labelled")
+    label: str = Field(description='the category they chose: one of the classes, or "other"')
+    predicted: str = Field(description="what the model had answered for that photo")
 
 
 def ranked(probabilities: np.ndarray, class_names: list[str]) -> dict[str, float]:

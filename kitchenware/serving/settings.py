@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.core.preprocessing import DEFAULT_MAX_PIXELS
+from kitchenware.feedback.repository import photos_beside
 
 
 def _environment_int(name: str, default: int) -> int:
@@ -38,10 +40,14 @@ class ServiceSettings:
     threads: int  # KITCHENWARE_THREADS: threads per worker for the forward pass
     min_confidence: float | None  # KITCHENWARE_MIN_CONFIDENCE: "unsure" below it (default: the model's own)
     ood_threshold: float | None  # KITCHENWARE_OOD_THRESHOLD: "unknown" above it (default: the model's own)
+    feedback_db: str  # KITCHENWARE_FEEDBACK_DB: a SQLAlchemy URL; empty: nothing is stored
+    feedback_photos: Path  # KITCHENWARE_FEEDBACK_PHOTOS: default, a photos/ folder beside a SQLite file
+    api_key: str  # KITCHENWARE_API_KEY: when set, POST /feedback needs `Authorization: Bearer <key>`
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
         workers = _environment_int("KITCHENWARE_WORKERS", 1)
+        feedback_db = os.environ.get("KITCHENWARE_FEEDBACK_DB", "")
         cores = len(os.sched_getaffinity(0))
         return cls(
             model_tag=os.environ.get("KITCHENWARE_MODEL", f"{DEFAULT_MODEL_NAME}:latest"),
@@ -53,4 +59,7 @@ class ServiceSettings:
             threads=_environment_int("KITCHENWARE_THREADS", max(1, cores // workers)),
             min_confidence=_environment_float("KITCHENWARE_MIN_CONFIDENCE"),
             ood_threshold=_environment_float("KITCHENWARE_OOD_THRESHOLD"),
+            feedback_db=feedback_db,
+            feedback_photos=Path(os.environ.get("KITCHENWARE_FEEDBACK_PHOTOS", "") or photos_beside(feedback_db)),
+            api_key=os.environ.get("KITCHENWARE_API_KEY", ""),
         )

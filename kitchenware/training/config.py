@@ -13,7 +13,7 @@ INPUT_SIZES = {"scratch": 150, "xception": 299}
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: tuple[Path, ...]  # one or more data folders (--data DIR --data DIR2 ...)
+    data: tuple[str, ...]  # one or more data sources (--data DIR --data feedback:URL ...)
     arch: str = "xception"
     weights: str = "imagenet"  # "imagenet" (download), "none" (random) or a local .weights.h5 path
     input_size: int = 0  # 0: the architecture's own (150 scratch, 299 xception)
@@ -42,11 +42,8 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self,
-            "data",
-            tuple(Path(folder) for folder in ([self.data] if isinstance(self.data, (str, Path)) else self.data)),
-        )
+        sources = [self.data] if isinstance(self.data, (str, Path)) else self.data
+        object.__setattr__(self, "data", tuple(str(source) for source in sources))
         if self.arch not in INPUT_SIZES:
             raise ValueError(f"unknown architecture {self.arch!r}: choose one of {', '.join(INPUT_SIZES)}")
         if not self.input_size:

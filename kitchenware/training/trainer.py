@@ -20,7 +20,6 @@ from kitchenware.core.photos import (
     LabelledPhotos,
     Sample,
     drop_unreadable,
-    find_photos,
     fingerprint,
     label_indices,
 )
@@ -32,6 +31,7 @@ from kitchenware.training.augmentation import augmented_view
 from kitchenware.training.config import TrainConfig
 from kitchenware.training.evaluation import Report
 from kitchenware.training.health import HealthReport, check
+from kitchenware.training.sources import find_sources
 from kitchenware.training.stopping import stopping_callbacks
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class PreparedData:
 def inspect_photos(config: TrainConfig) -> tuple[HealthReport, FeatureCache | None]:
     """Find the photos, skip the unreadable ones and run the health check, on the backbone's features when the
     head trains on cached ones (they find the near-duplicates): `train.py check`, and the start of training."""
-    found = find_photos(*config.data)
+    found = find_sources(*config.data)
     readable, skipped = drop_unreadable(found.samples)
     cache = FeatureCache(config) if uses_cached_features(config) else None
     return check(found.keep(readable), skipped, None if cache is None else cache.of(readable)), cache

@@ -34,6 +34,11 @@ def test_serve_script_serves_the_shipped_model_from_a_venv_without_tensorflow(tm
     size = folder_megabytes(clone / ".venv")
     print(f"first answer after {seconds:.1f} s; venv {size:.0f} MB, {len(packages)} packages")
     assert answer["label"] == "cup"
+    # Feedback storage is on by default: the photo is kept by its hash under feedback/.
+    assert (
+        clone / "feedback" / "photos" / answer["photo_id"][:2] / answer["photo_id"]
+    ).read_bytes() == cup.read_bytes()
+    assert (clone / "feedback" / "kitchenware.db").is_file()
     assert {"bentoml", "onnxruntime", "pillow", "numpy"} <= set(packages)
     assert not {"tensorflow", "keras", "tf2onnx", "matplotlib", "pytest"} & set(packages)
     assert size <= 400

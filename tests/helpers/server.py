@@ -33,9 +33,11 @@ def _process_group(command: list[str], cwd: Path, environment: dict[str, str], l
     try:
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
         try:
+            os.killpg(process.pid, signal.SIGTERM)
             process.wait(30)
+        except ProcessLookupError:  # already gone (a test killed it)
+            process.wait()
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -57,6 +59,15 @@ def _until(process: subprocess.Popen, log: Path, timeout: float, what: str, atte
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
+
+
+def kill_hard(url: str) -> None:
+    """SIGKILL every process of the server listening at `url`, as a crash or an OOM kill would."""
+    import psutil
+
+    port = int(url.rsplit(":", 1)[1])
+    listening = [c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.pid]
+    os.killpg(os.getpgid(listening[0]), signal.SIGKILL)
 
 
 @contextmanager

@@ -15,13 +15,21 @@ def pins(lines: list[str]) -> dict[str, str]:
 
 def test_onnx_bento_installs_onnxruntime_and_no_tensorflow():
     packages = pins(bento_config("onnx")["python"]["packages"])
-    assert set(packages) == {"onnxruntime", "pillow", "numpy", "threadpoolctl"}
+    assert set(packages) == {"onnxruntime", "pillow", "numpy", "threadpoolctl", "sqlalchemy", "psycopg[binary]"}
     assert "envs" not in bento_config("onnx")  # the service defaults to ONNX Runtime
 
 
 def test_tensorflow_bento_installs_tensorflow_cpu_and_selects_it():
     config = bento_config("tensorflow")
-    assert set(pins(config["python"]["packages"])) == {"tensorflow-cpu", "keras", "pillow", "numpy", "threadpoolctl"}
+    assert set(pins(config["python"]["packages"])) == {
+        "tensorflow-cpu",
+        "keras",
+        "pillow",
+        "numpy",
+        "threadpoolctl",
+        "sqlalchemy",
+        "psycopg[binary]",
+    }
     assert {"name": "KITCHENWARE_RUNTIME", "value": "tensorflow"} in config["envs"]
 
 

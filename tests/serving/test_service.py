@@ -43,12 +43,23 @@ def trained(tmp_path_factory) -> Path:
     return photos
 
 
+API_KEY = "a-test-key"
+
+
 @pytest.fixture(scope="module")
-def client(trained: Path):
-    """The service as configured by default (ONNX Runtime); test_server.py serves the TensorFlow runtime for real."""
+def feedback_db(trained: Path) -> Path:
+    return trained.parent / "feedback" / "kitchenware.db"
+
+
+@pytest.fixture(scope="module")
+def client(trained: Path, feedback_db: Path):
+    """The service on ONNX Runtime, with feedback storage on (SQLite) and an API key for POST /feedback;
+    test_server.py serves the TensorFlow runtime, PostgreSQL and a failing database for real."""
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("KITCHENWARE_MODEL", f"{MODEL_NAME}:latest")
         environment.setenv("KITCHENWARE_MAX_UPLOAD_MB", str(UPLOAD_LIMIT_MB))
+        environment.setenv("KITCHENWARE_FEEDBACK_DB", f"sqlite:///{feedback_db}")
+        environment.setenv("KITCHENWARE_API_KEY", API_KEY)
         import service
 
         importlib.reload(service)  # read the settings above
@@ -192,4 +203,45 @@ def test_a_bad_photo_in_a_batch_is_named(client: TestClient):
     response = client.post("/classify_batch", files=files)
     assert response.status_code == 400
     assert response.json()["error"].startswith("photo 2 of 2: not a readable image")
+    assert_serves(client)
+
+
+def give_feedback(client: TestClient, photo_id: str, label: str, key: str | None = API_KEY):
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return client.post("/feedback", json={"photo_id": photo_id, "label": label}, headers=headers)
+
+
+def test_classified_photos_are_kept_once_by_content_and_feedback_is_saved(client: TestClient, feedback_db: Path):
+    from kitchenware.feedback.repository import FeedbackStore
+
+    store = FeedbackStore(f"sqlite:///{feedback_db}", feedback_db.parent / "photos")
+    before = store.counts()
+    data = encode(colour_photo((40, 40, 200), seed=1234), "PNG")  # a photo no other test sends
+    first, second = classify(client, data).json(), classify(client, data, "renamed.png").json()
+    assert first["photo_id"] == second["photo_id"] and len(first["photo_id"]) == 64
+    assert store.photo_path(first["photo_id"]).read_bytes() == data  # named by its hash, not "renamed.png"
+    saved = give_feedback(client, first["photo_id"], "fork")
+    assert saved.status_code == 200, saved.text
+    assert saved.json() == {"photo_id": first["photo_id"], "label": "fork", "predicted": first["label"]}
+    assert give_feedback(client, first["photo_id"], "other").status_code == 200  # replaced, history kept
+    after = store.counts()
+    assert after["photos"] - before["photos"] == 1
+    assert after["classifications"] - before["classifications"] == 2
+    assert after["choices"] - before["choices"] == 2
+
+
+@pytest.mark.parametrize(
+    ("photo_id", "label", "key", "status", "message"),
+    [
+        ("0" * 64, "cup", API_KEY, 404, "no classified photo has the id"),
+        (None, "bowl", API_KEY, 400, "'bowl' is not one of the model's classes"),
+        (None, "cup", None, 401, "Authorization: Bearer"),
+        (None, "cup", "wrong-key", 401, "missing or wrong API key"),
+    ],
+)
+def test_bad_feedback_gets_a_json_error_naming_the_problem(client: TestClient, photo_id, label, key, status, message):
+    photo_id = photo_id or classify(client, encode(colour_photo(seed=8), "PNG")).json()["photo_id"]
+    response = give_feedback(client, photo_id, label, key)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
     assert_serves(client)

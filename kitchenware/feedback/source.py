@@ -1,0 +1,40 @@
+"""The sellers' choices as training data: `--data feedback:<URL>` (the photos with a chosen class, not "other"),
+and `train.py feedback export` for other tools (the class-folder layout)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from PIL import Image
+
+from kitchenware.core.photos import DataError, Sample
+from kitchenware.feedback.repository import OTHER, FeedbackStore, photos_beside
+
+
+def open_store(url: str, photos: Path | None = None) -> FeedbackStore:
+    """The store at a URL, its photos where the service keeps them: KITCHENWARE_FEEDBACK_PHOTOS, or beside a
+    SQLite file."""
+    return FeedbackStore(url, photos or Path(os.environ.get("KITCHENWARE_FEEDBACK_PHOTOS") or photos_beside(url)))
+
+
+def read(url: str, photos: Path | None = None) -> tuple[str, list[Sample]]:
+    """A `find_photos` reader: ("feedback", one sample per photo a seller labelled with one of the classes)."""
+    answered = [row for row in open_store(url, photos).answered() if row.chosen != OTHER]
+    if not answered:
+        raise DataError(f"the feedback store {url} holds no photo with a seller's category yet: collect some first")
+    return "feedback", [Sample(row.photo_id, row.path, row.chosen) for row in answered]
+
+
+def export(url: str, folder: Path, photos: Path | None = None) -> dict[str, int]:
+    """Copy the labelled photos into folder/<class>/<photo id>.<format>; returns the count per class."""
+    _, samples = read(url, photos)
+    counts: dict[str, int] = {}
+    for sample in samples:
+        with Image.open(sample.path) as image:
+            suffix = (image.format or "jpeg").lower().replace("jpeg", "jpg")
+        (folder / sample.label).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample.path, folder / sample.label / f"{sample.id}.{suffix}")
+        counts[sample.label] = counts.get(sample.label, 0) + 1
+    return dict(sorted(counts.items()))
