@@ -31,24 +31,26 @@ def database(request, tmp_path: Path):
 def test_acknowledged_feedback_survives_a_sigkill_and_a_restart(shipped_model_in_store: str, database: str, tmp_path):
     environment = {"KITCHENWARE_FEEDBACK_DB": database, "KITCHENWARE_FEEDBACK_PHOTOS": str(tmp_path / "photos")}
     with serving("service:KitchenwareClassifier", tmp_path / "serve.log", **environment) as (url, _):
-        ids = [httpx.post(f"{url}/classify", files={"image": p}, timeout=60).json()["photo_id"] for p in PHOTOS]
-        assert all(ids) and len(set(ids)) == 8
 
-        def choose(n: int) -> int:
-            answer = {"photo_id": ids[n % 8], "label": ["cup", "fork", "other"][n % 3]}
-            return httpx.post(f"{url}/feedback", json=answer, timeout=60).status_code
+        def classify_and_choose(n: int) -> tuple[int, int, str]:
+            classified = httpx.post(f"{url}/classify", files={"image": PHOTOS[n % 8]}, timeout=120)
+            photo_id = classified.json()["photo_id"]
+            answer = {"photo_id": photo_id, "label": ["cup", "fork", "other"][n % 3]}
+            return classified.status_code, httpx.post(f"{url}/feedback", json=answer, timeout=120).status_code, photo_id
 
-        with ThreadPoolExecutor(16) as pool:  # 16 clients at once
-            statuses = list(pool.map(choose, range(48)))
+        with ThreadPoolExecutor(16) as pool:  # 16 clients at once, each classifying then choosing, 3 times
+            results = list(pool.map(classify_and_choose, range(48)))
         kill_hard(url)  # right after the burst: no shutdown, no flush
-    assert statuses.count(200) == 48
+    assert [(classified, chosen) for classified, chosen, _ in results] == [(200, 200)] * 48
+    ids = [photo_id for _, _, photo_id in results[:8]]
+    assert len(set(ids)) == 8
     store = FeedbackStore(database, tmp_path / "photos")
-    assert store.counts() == {"photos": 8, "classifications": 8, "choices": 48}
+    assert store.counts() == {"photos": 8, "classifications": 48, "choices": 48}
     with serving("service:KitchenwareClassifier", tmp_path / "again.log", **environment) as (url, _):
         again = httpx.post(f"{url}/classify", files={"image": PHOTOS[0]}, timeout=60).json()
         assert again["photo_id"] == ids[0]
         assert httpx.post(f"{url}/feedback", json={"photo_id": ids[0], "label": "cup"}, timeout=60).status_code == 200
-    assert store.counts() == {"photos": 8, "classifications": 9, "choices": 49}
+    assert store.counts() == {"photos": 8, "classifications": 49, "choices": 49}
 
 
 @needs_shipped_model_and_photos
