@@ -93,14 +93,20 @@ def _view_pixels(sample: Sample, view: int, size: int, seed: int) -> np.ndarray:
 class PreparedData:
     """Photos checked, embedded (when the backbone is frozen) and split once; shared by every setting of a sweep."""
 
-    photos: LabelledPhotos
     train: list[Sample]
     val: list[Sample]
-    skipped: list[tuple[Sample, str]]
     fingerprint: str
     split: str  # "grouped" (near-duplicates on one side) or "stratified"
-    health: HealthReport
+    health: HealthReport  # holds the readable photos and the skipped ones
     cache: FeatureCache | None = None
+
+    @property
+    def photos(self) -> LabelledPhotos:
+        return self.health.photos
+
+    @property
+    def skipped(self) -> list[tuple[Sample, str]]:
+        return self.health.unreadable
 
     @property
     def groups(self) -> dict[Sample, int] | None:
@@ -125,13 +131,12 @@ def inspect_photos(config: TrainConfig) -> tuple[HealthReport, FeatureCache | No
 def prepare_data(config: TrainConfig) -> PreparedData:
     """Find and check the photos; with cached features, find near-duplicate groups and split by them."""
     health, cache = inspect_photos(config)
-    found, skipped, readable = health.photos, health.unreadable, health.photos.samples
+    readable = health.photos.samples
     if cache is not None and config.split == "grouped":
-        train, val = splits.grouped_split(readable, health.groups, config.val_fraction, config.seed)
+        split, (train, val) = "grouped", splits.grouped_split(readable, health.groups, config.val_fraction, config.seed)
     else:
-        train, val = splits.stratified_split(readable, config.val_fraction, config.seed)
-    split = "grouped" if cache is not None and config.split == "grouped" else "stratified"
-    return PreparedData(found, train, val, skipped, fingerprint(readable), split, health, cache)
+        split, (train, val) = "stratified", splits.stratified_split(readable, config.val_fraction, config.seed)
+    return PreparedData(train, val, fingerprint(readable), split, health, cache)
 
 
 @dataclass
