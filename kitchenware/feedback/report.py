@@ -72,5 +72,6 @@ def write(store: FeedbackStore, class_names: list[str], folder: Path) -> dict:
         writer.writerow(["chosen \\ answered", *names])
         writer.writerows([name, *row] for name, row in zip(names, report.confusion_matrix().tolist()))
     if rows:
-        plot_confusion_matrix(report, folder / "confusion.png", "the model's answers against the sellers' choices")
+        title = "the model's answers against the sellers' choices\n(true: the seller's; 'other' photos count as misses)"
+        plot_confusion_matrix(report, folder / "confusion.png", title)
     return figures
