@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import logging
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from kitchenware.core.card import CARD_MARKDOWN, KERAS_FILE, MODEL_FILES, ONNX_F
 from kitchenware.training.decisions import UNKNOWN_ACCEPT, UNSURE_TARGET, FittedRule
 
 if TYPE_CHECKING:
+    from kitchenware.core.photos import Sample
     from kitchenware.training.config import TrainConfig
     from kitchenware.training.evaluation import Report
     from kitchenware.training.trainer import PreparedData
@@ -61,7 +61,7 @@ def training_card(
             "counts": prepared.photos.counts(),
             "train_counts": train_counts,
             "split": prepared.split,
-            "near_duplicate_groups": _group_sizes(prepared),
+            "near_duplicate_groups": _group_sizes(prepared.health.near_duplicates) if prepared.groups else None,
             "fingerprint": prepared.fingerprint,
         },
         temperature=rule.temperature,
@@ -95,11 +95,8 @@ def serving_model(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, outputs, name=model.name)
 
 
-def _group_sizes(prepared: PreparedData) -> dict[str, int] | None:
-    if prepared.groups is None:
-        return None
-    sizes = Counter(prepared.groups.values())
-    return {"photos_in_groups": sum(n for n in sizes.values() if n > 1), "groups": sum(n > 1 for n in sizes.values())}
+def _group_sizes(groups: list[list[Sample]]) -> dict[str, int]:
+    return {"photos_in_groups": sum(map(len, groups)), "groups": len(groups)}
 
 
 def export_onnx(model: keras.Model, path: Path) -> dict:
