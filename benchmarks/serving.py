@@ -7,6 +7,8 @@
 2. For each server layout (workers x threads; with the model's decision rule, and the same network without
    it): start `bentoml serve` with the shipped model, time start to /readyz 200, then send real photos to
    /classify from 1, 4 and 16 concurrent clients; p50/p95 latency, throughput, errors, memory of the server.
+3. Paired at 1 client: requests alternate between two targets (two servers, or two routes of one), so the
+   drift of a shared, noisy machine hits both alike: /classify with feedback storage on against off.
 Prints the tables and the ratios, and writes benchmarks/RESULTS.md.
 """
 
@@ -27,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import aiohttp
+import httpx
 import numpy as np
 import psutil
 
@@ -161,6 +164,33 @@ def load(url: str, photos: list[Path], clients: int, requests: int, server: list
     }
 
 
+def alternating(targets: list[str], photos: list[Path], rounds: int) -> list[float]:
+    """p50 latency (s) of each target URL, one client sending the same photo to each in turn, `rounds` times."""
+    bodies = [photo.read_bytes() for photo in photos]
+    latencies: list[list[float]] = [[] for _ in targets]
+    with httpx.Client(timeout=300) as client:
+        for n in range(rounds + 2):  # the first two rounds warm up
+            for index, target in enumerate(targets):
+                started = time.perf_counter()
+                response = client.post(target, files={"image": ("photo.jpg", bodies[n % len(bodies)], "image/jpeg")})
+                if response.status_code != 200:
+                    raise RuntimeError(f"{target}: {response.status_code} {response.text[:200]}")
+                if n >= 2:
+                    latencies[index].append(time.perf_counter() - started)
+    return [float(np.median(times)) for times in latencies]
+
+
+def paired_servers(tag: str, first: dict, second: dict, photos: list[Path], rounds: int) -> tuple[float, float]:
+    """p50 of /classify on two servers side by side (environments `first` and `second`), requests alternating."""
+    scratch = Path(tempfile.mkdtemp())
+    with (
+        serving("service:KitchenwareClassifier", scratch / "a.log", KITCHENWARE_MODEL=tag, **first) as (a, _),
+        serving("service:KitchenwareClassifier", scratch / "b.log", KITCHENWARE_MODEL=tag, **second) as (b, _),
+    ):
+        p50_a, p50_b = alternating([f"{a}/classify", f"{b}/classify"], photos, rounds)
+    return p50_a, p50_b
+
+
 def server_processes(port: int) -> list[psutil.Process]:
     """`bentoml serve` listening on `port` and all its children."""
     for process in psutil.process_iter(["cmdline"]):
@@ -202,6 +232,9 @@ def main() -> None:
                 f"{len(result['errors'])} {'; '.join(sorted(set(result['errors'])))} |"
             )
 
+    plain, stored = layout(1, 2)[1], layout(1, 2, feedback=True)[1]
+    storage_off, storage_on = paired_servers(tag, plain, stored, photos, args.requests)
+    same_a, same_b = paired_servers(tag, plain, plain, photos, args.requests)
     floor_ms = XCEPTION_GFLOP / gflops * 1000
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
@@ -249,7 +282,17 @@ def main() -> None:
     lines += [
         "",
         f"p50 at 1 client with the decision rule / without it: {with_rule / without_rule:.3f}",
-        f"p50 at 1 client with feedback storage / without it: {stored / with_rule:.3f}",
+        f"p50 at 1 client with feedback storage / without it (layouts run one after the other): "
+        f"{stored / with_rule:.3f}",
+        "",
+        f"Paired at 1 client, {args.requests} requests to each target, alternating:",
+        "",
+        "| comparison | p50 (ms) | p50 (ms) | ratio |",
+        "|---|---|---|---|",
+        f"| /classify, feedback storage on / off (two servers) | {storage_on * 1000:.1f} | {storage_off * 1000:.1f} "
+        f"| {storage_on / storage_off:.3f} |",
+        f"| /classify, two identical servers, storage off (the noise of this run) | {same_b * 1000:.1f} | "
+        f"{same_a * 1000:.1f} | {same_b / same_a:.3f} |",
     ]
     report = "\n".join(lines) + "\n"
     print(report)

@@ -14,9 +14,10 @@ SCHEMA_VERSION = 1
 UPGRADES: dict[int, Callable[[Connection], None]] = {}
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for a SQLAlchemy URL. SQLite: write-ahead log and synchronous=FULL, so that a write the service
-    acknowledged survives a crash, and a 30 s wait for the lock under concurrent writers."""
+def open_engine(url: str, durable: bool = True) -> Engine:
+    """An engine for a SQLAlchemy URL. SQLite: write-ahead log, a 30 s wait for the lock under concurrent writers,
+    and synchronous=FULL, so that a write the service acknowledged survives a crash of the machine; with
+    durable=False, synchronous=NORMAL: a commit survives the process being killed, not a power loss."""
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -27,7 +28,7 @@ def open_engine(url: str) -> Engine:
         def _sqlite_durability(connection, _record) -> None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 

@@ -78,3 +78,15 @@ def test_photos_without_a_choice_are_purged_after_the_days_kept_on_a_fake_clock(
     assert not store.photo_path(old_unlabelled).exists()
     assert store.photo_path(old_labelled).exists() and store.photo_path(recent).exists()
     assert store.counts() == {"photos": 2, "classifications": 2, "choices": 1}
+
+
+def test_choices_wait_for_the_disk_and_classifications_do_not(store: FeedbackStore):
+    """What /feedback acknowledges is synchronous; what /classify keeps is not (repository's docstring)."""
+    sqlite = store.engine.dialect.name == "sqlite"
+    setting = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
+    with store.engine.begin() as connection:
+        assert connection.exec_driver_sql(setting).scalar() == (2 if sqlite else "on")  # 2: FULL
+    with store._without_waiting_for_the_disk() as connection:
+        assert connection.exec_driver_sql(setting).scalar() == (1 if sqlite else "off")  # 1: NORMAL
+    with store.engine.begin() as connection:  # the relaxed setting does not leak into other transactions
+        assert connection.exec_driver_sql(setting).scalar() == (2 if sqlite else "on")
