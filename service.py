@@ -14,22 +14,29 @@ from pathlib import Path
 
 import bentoml
 import numpy as np
+from PIL import Image
+from starlette.responses import JSONResponse
+from starlette.staticfiles import StaticFiles
 
+from kitchenware.core import explain
 from kitchenware.core.card import ModelCard
 from kitchenware.core.decision import DecisionRule
 from kitchenware.core.inference import classify_pixels, open_classifier
-from kitchenware.core.preprocessing import ImageError, prepare
+from kitchenware.core.preprocessing import ImageError, load_image, prepare, resize
 from kitchenware.feedback.repository import Classified, UnknownPhoto
 from kitchenware.serving import metrics, schemas
 from kitchenware.serving.feedback import Recorder
+from kitchenware.serving.openapi import ServiceDescription
 from kitchenware.serving.schemas import Classification, FeedbackSaved
 from kitchenware.serving.settings import ServiceSettings
 from kitchenware.serving.upload import UploadGuard, error
 
 SETTINGS = ServiceSettings.from_environment()
+PAGE = Path(__file__).parent / "kitchenware" / "serving" / "ui"  # the page for people: plain HTML, CSS and JS
 
 
-@bentoml.service(http={"port": 3000}, workers=SETTINGS.workers, traffic={"timeout": 120, "max_concurrency": 128})
+@bentoml.asgi_app(StaticFiles(directory=PAGE, html=True), path="/ui", name="page")
+@bentoml.service(http=SETTINGS.http(), workers=SETTINGS.workers, traffic={"timeout": 120, "max_concurrency": 128})
 class KitchenwareClassifier:
     """Upload a photo of kitchenware (cup, fork, glass, knife, plate, spoon): get its class, calibrated
     probabilities and a decision: "confident" (suggest the class), "unsure" (let the person choose among the
@@ -77,7 +84,7 @@ class KitchenwareClassifier:
 
     @bentoml.api
     async def classify(self, image: Path) -> Classification:
-        """Classify one photo (JPEG, PNG, WebP, BMP, GIF, TIFF)."""
+        """Classify one photo (JPEG, PNG, WebP, HEIC, BMP, GIF, TIFF)."""
         try:
             return (await self._classify([image]))[0]
         except ImageError as problem:
@@ -95,6 +102,34 @@ class KitchenwareClassifier:
             return await self._classify(images)
         except ImageError as problem:
             return error(str(problem))
+
+    @bentoml.api
+    async def explain(self, image: Path, label: str = "", grid: bool = False) -> Image.Image:
+        """Where the model looked: the photo with the class activation map of the most likely class (or of
+        `label`) over it, as a PNG (bright: strong evidence for the class). With grid=true, the map itself as JSON:
+        {"label", "grid": rows of cells from 0 (weakest) to 1 (strongest), top row first}."""
+        if not self.classifier.has_class_maps:
+            return error(
+                "this model has no class activation map (its head has an inner Dense layer, or it was exported "
+                "before maps existed): serve a model trained with the default head",
+                501,
+            )
+        names = list(self.card.class_names)
+        if label and label not in names:
+            return error(f"label {label!r} is not one of the model's classes {names}: send one of them, or none")
+        try:
+            photo = await asyncio.to_thread(load_image, image.read_bytes(), SETTINGS.max_pixels, self.card.input_size)
+        except ImageError as problem:
+            return error(str(problem))
+        pixels = resize(photo, self.card.input_size)[None]  # the same pixels as prepare() gives /classify
+        loop = asyncio.get_running_loop()
+        forward = await loop.run_in_executor(self.inference_thread, classify_pixels, self.classifier, pixels, True)
+        chosen = names.index(label) if label else int(np.argmax(forward.probabilities[0]))
+        class_map = forward.class_maps[0, :, :, chosen]
+        if grid:
+            cells = np.round(explain.heat(class_map), 4).tolist()
+            return JSONResponse({"label": names[chosen], "grid": cells})
+        return await asyncio.to_thread(explain.overlay, photo, class_map)
 
     @bentoml.api
     async def feedback(self, photo_id: str, label: str, ctx: bentoml.Context) -> FeedbackSaved:
@@ -129,3 +164,4 @@ def refuse(ctx: bentoml.Context, message: str, status: int):
 
 
 KitchenwareClassifier.add_asgi_middleware(UploadGuard, max_upload_bytes=SETTINGS.max_upload_bytes)
+KitchenwareClassifier.add_asgi_middleware(ServiceDescription)

@@ -8,7 +8,8 @@
    it): start `bentoml serve` with the shipped model, time start to /readyz 200, then send real photos to
    /classify from 1, 4 and 16 concurrent clients; p50/p95 latency, throughput, errors, memory of the server.
 3. Paired at 1 client: requests alternate between two targets (two servers, or two routes of one), so the
-   drift of a shared, noisy machine hits both alike: /classify with feedback storage on against off.
+   drift of a shared, noisy machine hits both alike: /classify with feedback storage on against off, and
+   /explain (the heat map as a PNG) against /classify on one server.
 Prints the tables and the ratios, and writes benchmarks/RESULTS.md.
 """
 
@@ -191,6 +192,13 @@ def paired_servers(tag: str, first: dict, second: dict, photos: list[Path], roun
     return p50_a, p50_b
 
 
+def paired_routes(tag: str, environment: dict, routes: list[str], photos: list[Path], rounds: int) -> list[float]:
+    """p50 of each route of one server, requests alternating between them."""
+    log = Path(tempfile.mkdtemp()) / "serve.log"
+    with serving("service:KitchenwareClassifier", log, KITCHENWARE_MODEL=tag, **environment) as (url, _):
+        return alternating([f"{url}{route}" for route in routes], photos, rounds)
+
+
 def server_processes(port: int) -> list[psutil.Process]:
     """`bentoml serve` listening on `port` and all its children."""
     for process in psutil.process_iter(["cmdline"]):
@@ -235,6 +243,7 @@ def main() -> None:
     plain, stored = layout(1, 2)[1], layout(1, 2, feedback=True)[1]
     storage_off, storage_on = paired_servers(tag, plain, stored, photos, args.requests)
     same_a, same_b = paired_servers(tag, plain, plain, photos, args.requests)
+    classify_p50, explain_p50 = paired_routes(tag, plain, ["/classify", "/explain"], photos, args.requests)
     floor_ms = XCEPTION_GFLOP / gflops * 1000
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
@@ -293,6 +302,8 @@ def main() -> None:
         f"| {storage_on / storage_off:.3f} |",
         f"| /classify, two identical servers, storage off (the noise of this run) | {same_b * 1000:.1f} | "
         f"{same_a * 1000:.1f} | {same_b / same_a:.3f} |",
+        f"| /explain (heat map PNG) / /classify (one server) | {explain_p50 * 1000:.1f} | {classify_p50 * 1000:.1f} "
+        f"| {explain_p50 / classify_p50:.3f} |",
     ]
     report = "\n".join(lines) + "\n"
     print(report)

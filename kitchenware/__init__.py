@@ -3,3 +3,5 @@
 core (NumPy, Pillow, ONNX Runtime) <- training (+ TensorFlow/Keras), serving (+ BentoML); store.py and cli.py
 sit beside them.
 """
+
+__version__ = "0.5.0"  # as in pyproject.toml

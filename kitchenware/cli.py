@@ -454,7 +454,13 @@ def _open(args: argparse.Namespace):
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    from kitchenware.training.evaluation import Report, out_of_distribution, write_out_of_distribution, write_report
+    from kitchenware.training.evaluation import (
+        Report,
+        out_of_distribution,
+        write_misclassified_heatmaps,
+        write_out_of_distribution,
+        write_report,
+    )
 
     model, classifier, rule = _open(args)
     class_names = list(model.card.class_names)
@@ -479,6 +485,9 @@ def evaluate_command(args: argparse.Namespace) -> None:
     report = Report(class_names, label_indices(samples, class_names), answers.probabilities).decided(answers)
     out = args.out or _timestamped("-evaluate")
     write_report(report, samples, out, f"{model.tag} on {', '.join(map(str, args.data))}")
+    explained = write_misclassified_heatmaps(
+        report, samples, classifier, model.card.input_size, out / "misclassified_heatmaps.png"
+    )
     summary = report.decision_summary()
     print(
         f"{model.tag} on {len(samples)} images: accuracy {report.accuracy:.4f}, loss {report.loss:.4f}, "
@@ -505,6 +514,8 @@ def evaluate_command(args: argparse.Namespace) -> None:
                 f"  other things ({kind}, {row['photos']} photos): {row['flagged']:.1%} flagged, {row['unknown']:.1%} "
                 f"unknown, {row['unsure']:.1%} unsure; AUROC {row['auroc']}, FPR at 95% TPR {row['fpr_at_95_tpr']}"
             )
+    if explained:
+        print(f"where the model looked on {explained} misclassified photos: {out / 'misclassified_heatmaps.png'}")
     print(f"report in {out}")
 
 

@@ -101,6 +101,13 @@ status=$(curl -s -o /tmp/kitchenware-400.json -w '%{http_code}' -F "image=@READM
 cat /tmp/kitchenware-400.json; echo
 [ "$status" = 400 ] || { echo "error: expected 400, got $status" >&2; exit 1; }
 
+step "GET /ui (the page, offline from the image) and POST /explain (the heat map PNG)"
+curl -sf "http://127.0.0.1:$PORT/ui/" | grep -q '<title>Kitchenware classifier</title>' || { echo "error: no page at /ui/" >&2; exit 1; }
+curl -sf "http://127.0.0.1:$PORT/ui/page.js" | grep -q 'explain' || { echo "error: no page.js" >&2; exit 1; }
+curl -sf -o /tmp/kitchenware-explain.png -F "image=@$PHOTOS/images/$cup_id.jpg" "http://127.0.0.1:$PORT/explain"
+head -c 8 /tmp/kitchenware-explain.png | od -An -c | grep -q 'P   N   G' || { echo "error: /explain gave no PNG" >&2; exit 1; }
+echo "page served; heat map PNG of $(stat -c %s /tmp/kitchenware-explain.png) bytes"
+
 step "GET /metrics"
 metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
 grep -m 3 'endpoint="/classify"' <<<"$metrics"

@@ -27,16 +27,20 @@ DECODE_CHUNK = 64  # photos decoded, then classified, at a time by classify_file
 
 
 class Forward(NamedTuple):
-    """What one pass through the network gives: the probabilities, and the backbone's pooled features (for the
-    "unknown" score) when the model has a backbone."""
+    """What one pass through the network gives: the probabilities, the backbone's pooled features (for the
+    "unknown" score) when the model has a backbone, and the class activation maps when asked for and the model
+    has them (core/explain.py)."""
 
     probabilities: np.ndarray  # (n, classes) float32
     features: np.ndarray | None  # (n, features) float32
+    class_maps: np.ndarray | None = None  # (n, grid, grid, classes) float32 logits per cell
 
 
 class Classifier(Protocol):
-    def forward(self, pixels: np.ndarray) -> Forward:
-        """(n, size, size, 3) uint8 pixels -> probabilities and features."""
+    has_class_maps: bool
+
+    def forward(self, pixels: np.ndarray, explain: bool = False) -> Forward:
+        """(n, size, size, 3) uint8 pixels -> probabilities and features (and, with explain, the class maps)."""
 
 
 class OnnxClassifier:
@@ -54,10 +58,12 @@ class OnnxClassifier:
         outputs = [output.name for output in self._session.get_outputs()]
         # A model exported before the features output existed has one output, the probabilities.
         self._outputs = ["probabilities", "features"] if "features" in outputs else outputs[:1]
+        self.has_class_maps = "class_maps" in outputs
 
-    def forward(self, pixels: np.ndarray) -> Forward:
-        results = self._session.run(self._outputs, {self._input: pixels.astype(np.float32)})
-        return Forward(results[0], results[1] if len(results) > 1 else None)
+    def forward(self, pixels: np.ndarray, explain: bool = False) -> Forward:
+        wanted = self._outputs + ["class_maps"] if explain and self.has_class_maps else self._outputs
+        results = self._session.run(wanted, {self._input: pixels.astype(np.float32)})
+        return Forward(*results, *[None] * (3 - len(results)))
 
 
 class TensorFlowClassifier:
@@ -70,17 +76,19 @@ class TensorFlowClassifier:
         except RuntimeError:  # TensorFlow already ran in this process (in-process tests): keep its settings
             pass
         size = model.input_shape[1]
+        self.has_class_maps = isinstance(model.output, dict) and "class_maps" in model.output
         # One trace for every batch size; model.predict() would add its data-adapter overhead to each call.
         self._forward = tf.function(
             lambda pixels: model(tf.cast(pixels, tf.float32), training=False),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)],
         )
 
-    def forward(self, pixels: np.ndarray) -> Forward:
+    def forward(self, pixels: np.ndarray, explain: bool = False) -> Forward:
         outputs = self._forward(pixels)
-        if isinstance(outputs, dict):
-            return Forward(outputs["probabilities"].numpy(), outputs["features"].numpy())
-        return Forward(outputs.numpy(), None)
+        if not isinstance(outputs, dict):
+            return Forward(outputs.numpy(), None)
+        maps = outputs["class_maps"].numpy() if explain and self.has_class_maps else None
+        return Forward(outputs["probabilities"].numpy(), outputs["features"].numpy(), maps)
 
 
 def open_classifier(model_dir: Path, runtime: str, threads: int, input_size: int) -> Classifier:
@@ -124,8 +132,7 @@ def classify_files(classifier: Classifier, rule: DecisionRule, paths: list[Path]
     return rule.decide(np.concatenate([p.probabilities for p in passes]), features)
 
 
-def classify_pixels(classifier: Classifier, pixels: np.ndarray) -> Forward:
-    """The forward pass of a stack of photos, FORWARD_BATCH at a time."""
-    passes = [classifier.forward(pixels[i : i + FORWARD_BATCH]) for i in range(0, len(pixels), FORWARD_BATCH)]
-    features = None if passes[0].features is None else np.concatenate([p.features for p in passes])
-    return Forward(np.concatenate([p.probabilities for p in passes]), features)
+def classify_pixels(classifier: Classifier, pixels: np.ndarray, explain: bool = False) -> Forward:
+    """The forward pass of a stack of photos, FORWARD_BATCH at a time (with explain, the class maps too)."""
+    passes = [classifier.forward(pixels[i : i + FORWARD_BATCH], explain) for i in range(0, len(pixels), FORWARD_BATCH)]
+    return Forward(*(None if part[0] is None else np.concatenate(part) for part in zip(*passes)))

@@ -1,7 +1,7 @@
 """The one image preprocessing path, shared by training, evaluation, prediction and the service.
 
-A photo is decoded with Pillow, turned upright by its EXIF orientation, converted to 8-bit RGB
-and resized (bilinear) to the model's square input. A JPEG is decoded straight at the smallest
+A photo is decoded with Pillow (HEIC/HEIF through pillow-heif), turned upright by its EXIF orientation,
+converted to 8-bit RGB and resized (bilinear) to the model's square input. A JPEG is decoded straight at the smallest
 1/2, 1/4 or 1/8 scale that still covers the input (Pillow's `draft`): 3-4x faster than decoding
 every pixel of a phone photo only to throw most of them away. Pixel scaling lives inside the saved model,
 so everything here hands the model plain 0-255 RGB pixels.
@@ -16,6 +16,9 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
+
+register_heif_opener()  # iPhone photos (HEIC/HEIF) open like any other format, everywhere photos are read
 
 # Pillow's own decompression-bomb threshold (about 89 megapixels) unless a caller sets its own.
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -40,7 +43,7 @@ def load_image(
     """
     if isinstance(source, bytes):
         if not source:
-            raise ImageError("the file is empty: upload a JPEG, PNG, WebP, BMP, GIF or TIFF photo")
+            raise ImageError("the file is empty: upload a JPEG, PNG, WebP, HEIC, BMP, GIF or TIFF photo")
         source = io.BytesIO(source)
     try:
         with warnings.catch_warnings():
@@ -64,7 +67,7 @@ def load_image(
         raise ImageError(f"the image has too many pixels ({error}): resize it before uploading") from error
     except UnidentifiedImageError as error:
         raise ImageError(
-            "not a readable image (unknown format): send a JPEG, PNG, WebP, BMP, GIF or TIFF photo"
+            "not a readable image (unknown format): send a JPEG, PNG, WebP, HEIC, BMP, GIF or TIFF photo"
         ) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(f"the image is truncated or corrupt ({error}): send the complete file") from error

@@ -43,6 +43,20 @@ class ServiceSettings:
     feedback_db: str  # KITCHENWARE_FEEDBACK_DB: a SQLAlchemy URL; empty: nothing is stored
     feedback_photos: Path  # KITCHENWARE_FEEDBACK_PHOTOS: default, a photos/ folder beside a SQLite file
     api_key: str  # KITCHENWARE_API_KEY: when set, POST /feedback needs `Authorization: Bearer <key>`
+    cors_origins: tuple[str, ...]  # KITCHENWARE_CORS_ORIGINS: comma-separated origins whose pages may call the API
+
+    def http(self) -> dict:
+        """BentoML's http settings: the port, and CORS for the configured origins (off when there are none)."""
+        if not self.cors_origins:
+            return {"port": 3000}
+        cors = {
+            "enabled": True,
+            "access_control_allow_origins": list(self.cors_origins),
+            "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
+            "access_control_allow_headers": ["Authorization", "Content-Type"],
+            "access_control_max_age": 600,
+        }
+        return {"port": 3000, "cors": cors}
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
@@ -62,4 +76,7 @@ class ServiceSettings:
             feedback_db=feedback_db,
             feedback_photos=Path(os.environ.get("KITCHENWARE_FEEDBACK_PHOTOS", "") or photos_beside(feedback_db)),
             api_key=os.environ.get("KITCHENWARE_API_KEY", ""),
+            cors_origins=tuple(
+                origin.strip() for origin in os.environ.get("KITCHENWARE_CORS_ORIGINS", "").split(",") if origin.strip()
+            ),
         )

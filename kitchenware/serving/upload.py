@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-CLASSIFY_ROUTES = ("/classify", "/classify_batch")
+CLASSIFY_ROUTES = ("/classify", "/classify_batch", "/explain")
 
 
 def error(message: str, status: int = 400) -> JSONResponse:
@@ -24,7 +24,7 @@ class UploadGuard:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in CLASSIFY_ROUTES:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        field = "image" if scope["path"] == "/classify" else "images"
+        field = "images" if scope["path"] == "/classify_batch" else "image"
         limit_mb = self.max_upload_bytes / 1024 / 1024
         too_large = error(f"the upload is larger than the limit of {limit_mb:g} MB: send a smaller photo", 413)
         declared = headers.get(b"content-length", b"")

@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from kitchenware.core.decision import CONFIDENT, DECISIONS, Answers
+from kitchenware.core.explain import overlay
+from kitchenware.core.inference import Classifier, classify_pixels
 from kitchenware.core.photos import Sample
+from kitchenware.core.preprocessing import load_image, resize
 
 
 @dataclass
@@ -276,3 +279,37 @@ def out_of_distribution(report: Report, samples: list[Sample], answers: Answers)
 
 def write_out_of_distribution(figures: dict[str, dict], folder: Path) -> None:
     (folder / "out_of_distribution.json").write_text(json.dumps(figures, indent=2))
+
+
+MAX_EXPLAINED = 48  # misclassified photos drawn on the sheet, most confident mistakes first
+
+
+def write_misclassified_heatmaps(
+    report: Report, samples: list[Sample], classifier: Classifier, input_size: int, path: Path
+) -> int:
+    """A contact sheet of the misclassified photos, each with the heat map of the class the model wrongly chose
+    (where it looked when it went wrong), captioned "true -> predicted (probability)". Returns how many photos it
+    shows; writes nothing when there is no mistake or the model has no class maps (core/explain.py)."""
+    from PIL import Image, ImageDraw
+
+    wrong = [i for i in range(len(samples)) if report.predictions[i] != report.labels[i]]
+    wrong = sorted(wrong, key=lambda i: -report.probabilities[i].max())[:MAX_EXPLAINED]
+    if not wrong or not classifier.has_class_maps:
+        return 0
+    photos = [load_image(samples[i].path, at_least=input_size) for i in wrong]
+    maps = classify_pixels(classifier, np.stack([resize(photo, input_size) for photo in photos]), True).class_maps
+    tile, caption, per_row = 220, 30, 6
+    rows = -(-len(wrong) // per_row)
+    sheet = Image.new("RGB", (per_row * (tile + 4), rows * (tile + caption + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n, (i, photo) in enumerate(zip(wrong, photos)):
+        predicted = int(report.predictions[i])
+        shown = overlay(photo, maps[n, :, :, predicted])
+        shown.thumbnail((tile, tile))
+        left, top = (n % per_row) * (tile + 4), (n // per_row) * (tile + caption + 4)
+        sheet.paste(shown, (left, top))
+        truth, guess = report.class_names[report.labels[i]], report.class_names[predicted]
+        draw.text((left + 2, top + tile + 2), f"{samples[i].id}: {truth} -> {guess}", fill="black")
+        draw.text((left + 2, top + tile + 15), f"p={report.probabilities[i, predicted]:.2f}", fill="darkred")
+    sheet.save(path)
+    return len(wrong)

@@ -83,15 +83,29 @@ def training_card(
 
 
 def serving_model(model: keras.Model) -> keras.Model:
-    """The trained model with a second output: the backbone's pooled features, from the same forward pass, which
-    the "unknown" score reads. A model without a backbone (the scratch CNN) gives probabilities only."""
+    """The trained model with further outputs of the same forward pass: the backbone's pooled features, which the
+    "unknown" score reads, and, when the head is one linear layer, the class activation maps (`class_maps`: the
+    head's layer applied to each cell of the backbone's last grid, 10x10 at 299; a class's map averages to its
+    logit). The service asks ONNX Runtime for the maps only in /explain. The scratch CNN gives probabilities only;
+    a head with an inner Dense layer has no exact map, so no `class_maps`."""
     names = {layer.name for layer in model.layers}
     if not {"xception_backbone", "head"} <= names:
         return model
     backbone, head = model.get_layer("xception_backbone"), model.get_layer("head")
+    rescaling, base, pooling = (
+        next(layer for layer in backbone.layers if isinstance(layer, kind))
+        for kind in (keras.layers.Rescaling, keras.Model, keras.layers.GlobalAveragePooling2D)
+    )
     inputs = keras.Input(model.input_shape[1:], name="pixels")
-    features = backbone(inputs)
+    grid = base(rescaling(inputs), training=False)
+    features = pooling(grid)
     outputs = {"probabilities": head(features), "features": keras.ops.cast(features, "float32")}
+    dense = [layer for layer in head.layers if isinstance(layer, keras.layers.Dense)]
+    if len(dense) == 1:  # linear head (dropout is off at inference): the map is exact
+        cells = keras.layers.Dense(dense[0].units, dtype="float32", name="class_maps_dense")
+        cells.build(grid.shape)
+        cells.set_weights(dense[0].get_weights())
+        outputs["class_maps"] = cells(keras.ops.cast(grid, "float32"))
     return keras.Model(inputs, outputs, name=model.name)
 
 

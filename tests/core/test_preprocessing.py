@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from images import colour_photo, decompression_bomb_png, encode, exif_rotated_jpeg, odd_valid_images, truncated_jpeg
 from PIL import Image
+from sample_data import REAL_PHOTOS, needs_real_data
 
 from kitchenware.core.preprocessing import ImageError, load_image, prepare
 
@@ -78,3 +79,14 @@ def test_small_photos_and_other_formats_are_decoded_whole():
     assert load_image(small, at_least=299).size == (400, 300)
     png = encode(gradient_photo(1200, 900), "PNG")
     assert load_image(png, at_least=299).size == (1200, 900)
+
+
+@needs_real_data()
+def test_an_iphone_heic_photo_gives_the_pixels_of_the_same_photo_as_jpeg():
+    """HEIC (what iPhones save) through the whole pipeline: a real photo written as HEIC by the test."""
+    original = load_image(REAL_PHOTOS / "images" / "0009.jpg")  # a cup
+    heic, png = encode(original, "HEIF", quality=90), encode(original, "PNG")
+    assert heic[4:12] == b"ftypheic"  # a real HEIC file, not a renamed one
+    assert load_image(heic).size == original.size
+    difference = np.abs(prepare(heic, 299).astype(int) - prepare(png, 299).astype(int))
+    assert difference.mean() < 4  # lossy HEVC at quality 90 against the lossless copy of the same photo

@@ -56,6 +56,53 @@ def test_bentoml_serve_answers_readyz_classify_and_metrics(shipped_model_in_stor
         classify(url, first_photo_of("cup"))
         assert answers_counted(url, "confident", "cup") == before + 1  # the metrics move
         assert httpx.get(f"{url}/", timeout=10).status_code == 200  # Swagger UI
+        from_a_page = httpx.options(
+            f"{url}/classify", headers={"Origin": SHOP, "Access-Control-Request-Method": "POST"}
+        )
+        assert "access-control-allow-origin" not in from_a_page.headers  # CORS is off by default
+
+
+SHOP = "https://shop.example"
+
+
+@needs_shipped_model_and_photos
+def test_explain_draws_where_the_model_looked_and_cors_lets_the_configured_origins_in(
+    shipped_model_in_store: str, tmp_path: Path
+):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    cup = first_photo_of("cup")
+    upload = {"image": (cup.name, cup.read_bytes(), "image/jpeg")}
+    origins = f"{SHOP}, https://admin.shop.example"
+    with serving("service:KitchenwareClassifier", tmp_path / "serve.log", KITCHENWARE_CORS_ORIGINS=origins) as (url, _):
+        picture = httpx.post(f"{url}/explain", files=upload, timeout=60)
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+        drawn, photo = Image.open(io.BytesIO(picture.content)), Image.open(cup)
+        assert 299 <= max(drawn.size) <= 512  # the photo as decoded for the network (a JPEG at 1/2 scale here)
+        assert abs(drawn.size[0] / drawn.size[1] - photo.size[0] / photo.size[1]) < 0.02  # the photo as it is
+        maps = {}
+        for label in ("", "glass"):
+            answer = httpx.post(f"{url}/explain", data={"grid": "true", "label": label}, files=upload, timeout=60)
+            assert answer.status_code == 200, answer.text
+            maps[answer.json()["label"]] = np.array(answer.json()["grid"])
+        assert set(maps) == {"cup", "glass"}  # the top class by default, or the one named
+        assert maps["cup"].shape == (10, 10) and maps["cup"].min() == 0 and maps["cup"].max() == 1
+        assert np.abs(maps["cup"] - maps["glass"]).max() > 0.1
+        teapot = httpx.post(f"{url}/explain", data={"label": "teapot"}, files=upload, timeout=60)
+        assert teapot.status_code == 400 and "not one of the model's classes" in teapot.json()["error"]
+        text = httpx.post(f"{url}/explain", files={"image": ("a.txt", b"not a photo", "text/plain")}, timeout=60)
+        assert text.status_code == 400 and "not a readable image" in text.json()["error"]
+
+        asking = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        preflight = httpx.options(f"{url}/feedback", headers={"Origin": SHOP, **asking})
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == SHOP
+        elsewhere = httpx.options(f"{url}/classify", headers={"Origin": "https://elsewhere.example", **asking})
+        assert "access-control-allow-origin" not in elsewhere.headers
+        answered = httpx.post(f"{url}/classify", files=upload, headers={"Origin": SHOP}, timeout=60)
+        assert answered.json()["label"] == "cup" and answered.headers["access-control-allow-origin"] == SHOP
 
 
 @needs_shipped_model_and_photos
@@ -110,6 +157,10 @@ def test_built_bento_serves(shipped_model_in_store: str, tmp_path: Path):
     with serving(tag, tmp_path / "bento.log") as (url, _):
         check_classifies_a_cup(url)
         assert httpx.post(f"{url}/model_info", timeout=10).json()["model"] == shipped_model_in_store
+        assert "<title>Kitchenware classifier</title>" in httpx.get(f"{url}/ui/", timeout=10).text  # shipped in it
+        cup = first_photo_of("cup")
+        heatmap = httpx.post(f"{url}/explain", files={"image": (cup.name, cup.read_bytes())}, timeout=60)
+        assert heatmap.status_code == 200 and heatmap.content[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def locked_packages(bento_tag: str) -> set[str]:

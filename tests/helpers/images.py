@@ -4,6 +4,9 @@ import io
 
 import numpy as np
 from PIL import Image
+from pillow_heif import register_heif_opener
+
+register_heif_opener()  # HEIC can be written (x265 ships in pillow-heif's wheel) as well as read
 
 
 def encode(image: Image.Image, format: str, **options) -> bytes:
@@ -39,6 +42,7 @@ def odd_valid_images() -> dict[str, bytes]:
         "photo.webp": encode(photo, "WEBP"),
         "photo.bmp": encode(photo, "BMP"),
         "photo.tiff": encode(photo, "TIFF"),
+        "iphone.heic": encode(colour_photo(size=(64, 48)), "HEIF", quality=90),
         "animated.gif": encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100),
         "one_pixel.png": encode(Image.new("RGB", (1, 1), (255, 0, 0)), "PNG"),
         "very_wide.jpg": encode(colour_photo(size=(4000, 8)), "JPEG"),

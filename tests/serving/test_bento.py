@@ -15,7 +15,15 @@ def pins(lines: list[str]) -> dict[str, str]:
 
 def test_onnx_bento_installs_onnxruntime_and_no_tensorflow():
     packages = pins(bento_config("onnx")["python"]["packages"])
-    assert set(packages) == {"onnxruntime", "pillow", "numpy", "threadpoolctl", "sqlalchemy", "psycopg[binary]"}
+    assert set(packages) == {
+        "onnxruntime",
+        "pillow",
+        "pillow-heif",
+        "numpy",
+        "threadpoolctl",
+        "sqlalchemy",
+        "psycopg[binary]",
+    }
     assert "envs" not in bento_config("onnx")  # the service defaults to ONNX Runtime
 
 
@@ -25,6 +33,7 @@ def test_tensorflow_bento_installs_tensorflow_cpu_and_selects_it():
         "tensorflow-cpu",
         "keras",
         "pillow",
+        "pillow-heif",
         "numpy",
         "threadpoolctl",
         "sqlalchemy",

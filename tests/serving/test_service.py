@@ -132,6 +132,36 @@ def test_classify_batch_keeps_the_order(client: TestClient):
     assert [answer["label"] for answer in response.json()] == labels
 
 
+def test_the_page_and_its_files_are_served_at_ui(client: TestClient):
+    page = client.get("/ui/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<title>Kitchenware classifier</title>" in page.text and 'accept="image/*' in page.text
+    for name, kind in (("page.js", "javascript"), ("page.css", "text/css")):
+        response = client.get(f"/ui/{name}")
+        assert response.status_code == 200 and kind in response.headers["content-type"] and len(response.text) > 500
+    assert client.get("/ui", follow_redirects=False).status_code in (307, 308)  # to /ui/
+
+
+def test_swagger_ui_introduces_this_service_not_bentoml(client: TestClient):
+    import tomllib
+
+    info = client.get("/docs.json").json()["info"]
+    version = tomllib.loads(Path("pyproject.toml").read_text())["project"]["version"]
+    assert info["title"] == "Kitchenware classifier" and info["version"] == version
+    for text in ("[open the page at /ui](/ui)", "`unsure`", "`unknown`", "POST /explain", "POST /feedback"):
+        assert text in info["description"]
+    assert "created with BentoML" not in info["description"] and "img.shields.io" not in info["description"]
+    assert "/classify" in client.get("/docs.json").json()["paths"]  # the rest of the document is BentoML's
+
+
+def test_explain_says_clearly_when_the_model_has_no_map(client: TestClient):
+    """The small CNN has no global-average-pooled backbone, so no class activation map."""
+    response = client.post("/explain", files={"image": ("a.jpg", encode(colour_photo(), "JPEG"), "image/jpeg")})
+    assert response.status_code == 501
+    assert "no class activation map" in response.json()["error"]
+    assert_serves(client)
+
+
 def test_model_info_has_the_card(client: TestClient):
     info = client.post("/model_info").json()
     assert info["runtime"] == "onnx"

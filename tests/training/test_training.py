@@ -166,6 +166,13 @@ def test_evaluate_and_predict_write_report_and_submission(kaggle_photos: Path, t
     )
     metrics = json.loads((evaluation / "metrics.json").read_text())
     assert metrics["images"] == 30 and sum(map(sum, metrics["confusion_matrix"])) == 30
+    wrong = len(list(csv.reader(open(evaluation / "misclassified.csv")))) - 1
+    assert wrong > 0  # one epoch of a random-weight network: mistakes to draw
+    from PIL import Image
+
+    with Image.open(evaluation / "misclassified_heatmaps.png") as sheet:  # 6 tiles of 224 x 254 a row
+        assert sheet.size == (6 * 224, -(-wrong // 6) * 254)
+    assert f"where the model looked on {wrong} misclassified photos" in capsys.readouterr().out
 
     test_dir = tmp_path / "kaggle_test"
     (test_dir / "images").mkdir(parents=True)

@@ -1,0 +1,145 @@
+"""The page for people (/ui) in a real browser (headless Chromium through Selenium) against a real `bentoml serve`:
+a real cup photo, a photo of something else, a text file, a correction that lands in the database, keyboard
+access and an automated accessibility check (axe-core, vendored). Screenshots go to test-artifacts/page/."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sample_data import NOT_KITCHENWARE, REAL_PHOTOS, needs_shipped_model_and_photos
+from server import serving
+
+from kitchenware.feedback.repository import FeedbackStore
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "page"
+AXE = Path(__file__).resolve().parents[1] / "helpers" / "vendor" / "axe.min.js"
+CUP = REAL_PHOTOS / "images" / "0009.jpg"
+
+pytestmark = [
+    needs_shipped_model_and_photos,
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="Chromium and its driver are not installed: run scripts/install_test_services.sh (as root)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def page_server(shipped_model_in_store: str, tmp_path_factory):
+    """The shipped model served with feedback storage on (SQLite); yields (base URL, database URL)."""
+    folder = tmp_path_factory.mktemp("page")
+    database = f"sqlite:///{folder / 'feedback.db'}"
+    environment = {
+        "KITCHENWARE_MODEL": shipped_model_in_store,
+        "KITCHENWARE_FEEDBACK_DB": database,
+        "KITCHENWARE_MAX_UPLOAD_MB": "1",
+    }
+    with serving("service:KitchenwareClassifier", folder / "serve.log", **environment) as (url, _):
+        yield url, database
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1400"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_script_timeout(60)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait_for(browser, condition, timeout: float = 60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(lambda _: condition())
+
+
+def upload(browser, url: str, photo: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{url}/ui/")
+    browser.find_element(By.ID, "photo").send_keys(str(photo))
+
+
+def text(browser, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.ID, element_id).text
+
+
+def test_a_cup_photo_shows_cup_three_bars_and_the_heat_map_and_a_correction_is_saved(page_server, browser):
+    from selenium.webdriver.common.by import By
+
+    url, database = page_server
+    upload(browser, url, CUP)
+    wait_for(browser, lambda: text(browser, "verdict"))
+    assert text(browser, "verdict") == "Looks like a cup"
+    bars = browser.find_elements(By.CSS_SELECTOR, "#bars li")
+    assert len(bars) == 3 and bars[0].text.split()[0] == "cup"
+    assert int(bars[0].text.split()[-1].rstrip("%")) >= 80
+    heatmap = browser.find_element(By.ID, "heatmap")
+    wait_for(browser, lambda: browser.execute_script("return arguments[0].naturalWidth", heatmap) > 0)
+    assert 'looked for "cup"' in text(browser, "heatmap-caption")
+    browser.save_screenshot(str(ARTIFACTS / "cup.png"))
+
+    buttons = {button.text: button for button in browser.find_elements(By.CSS_SELECTOR, "#choices button")}
+    assert {"Yes, it's a cup", "It's a glass", "None of these"} <= set(buttons)
+    buttons["It's a glass"].click()
+    wait_for(browser, lambda: text(browser, "feedback-status").startswith("Thanks, saved"))
+    browser.save_screenshot(str(ARTIFACTS / "cup-corrected.png"))
+    answered = FeedbackStore(database, Path("unused-photo-folder")).answered()
+    assert [(row.predicted, row.chosen) for row in answered] == [("cup", "glass")]
+
+
+def test_a_photo_of_something_else_is_not_kitchenware(page_server, browser):
+    url, _ = page_server
+    other = NOT_KITCHENWARE / "far-car-006.jpg"
+    upload(browser, url, other)
+    wait_for(browser, lambda: text(browser, "verdict"))
+    assert text(browser, "verdict") == "This doesn't look like kitchenware"
+    browser.save_screenshot(str(ARTIFACTS / "not-kitchenware.png"))
+
+
+def test_a_text_file_and_a_photo_over_the_limit_get_the_error_in_words(page_server, browser, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = page_server
+    notes = tmp_path / "notes.txt"
+    notes.write_text("this is a shopping list, not a photo")
+    upload(browser, url, notes)
+    wait_for(browser, lambda: "could not be classified" in text(browser, "status"))
+    assert "not a readable image" in text(browser, "status")
+    assert "error" in browser.find_element(By.ID, "status").get_attribute("class")
+    assert not browser.find_element(By.ID, "answer").is_displayed()
+    browser.save_screenshot(str(ARTIFACTS / "error.png"))
+    huge = tmp_path / "huge.jpg"
+    huge.write_bytes(CUP.read_bytes() * (2_000_000 // CUP.stat().st_size + 1))  # over the server's 1 MB
+    upload(browser, url, huge)
+    wait_for(browser, lambda: "could not be classified" in text(browser, "status"))
+    assert "larger than the limit of 1 MB" in text(browser, "status")
+
+
+def test_the_page_is_keyboard_usable_and_passes_the_accessibility_check(page_server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    url, _ = page_server
+    upload(browser, url, CUP)
+    wait_for(browser, lambda: text(browser, "verdict") == "Looks like a cup")
+    browser.execute_script("document.activeElement.blur()")
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "photo"  # the first stop is the photo picker
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.tag_name == "button"  # then the answer's buttons
+    browser.execute_script(AXE.read_text())
+    results = browser.execute_async_script("const done = arguments[0]; axe.run().then(done);")
+    violations = [(v["id"], v["impact"], [node["target"] for node in v["nodes"]]) for v in results["violations"]]
+    assert violations == []
+    assert len(results["passes"]) > 10  # the check really ran
