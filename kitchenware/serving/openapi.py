@@ -12,7 +12,10 @@ import json
 from kitchenware import __version__
 
 TITLE = "Kitchenware classifier"
-DESCRIPTION = """\
+# BentoML's Swagger UI shows only the version badges of `info.title`: the description repeats the title.
+DESCRIPTION = f"""\
+# {TITLE}
+
 Classifies photos of kitchenware: **cup, fork, glass, knife, plate, spoon** (the classes of the model served).
 
 **For people: [open the page at /ui](/ui)**: drop a photo, see the category and where the model looked,
@@ -34,7 +37,7 @@ The decision in every answer:
 - `unsure`: show the top few classes and let the person choose;
 - `unknown`: the photo does not look like any of the classes (not kitchenware, or unlike every training photo).
 
-Errors are JSON `{"error": "what was wrong and what to do"}` with a 4xx status.
+Errors are JSON `{{"error": "what was wrong and what to do"}}` with a 4xx status.
 """
 
 

@@ -34,6 +34,10 @@ def test_onnx_and_tensorflow_agree_on_every_shared_photo(real_xception_in_store:
     assert disagreements == []
     assert max(differences) <= 1e-4
     assert max(feature_differences) <= 1e-4  # the "unknown" score reads them
+    pixels = np.stack([prepare(sample.path, size) for sample in samples[:8]])
+    maps_onnx, maps_tensorflow = onnx.forward(pixels, explain=True), tensorflow.forward(pixels, explain=True)
+    assert maps_onnx.class_maps.shape == (8, 10, 10, 6)  # /explain's heat maps, from either runtime
+    np.testing.assert_allclose(maps_onnx.class_maps, maps_tensorflow.class_maps, atol=1e-3)
 
 
 def test_unknown_runtime_is_named(tmp_path: Path):
