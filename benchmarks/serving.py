@@ -224,7 +224,7 @@ def main() -> None:
 
     bare_tag = without_decisions(bento_model)
     rows, summary = [], {}
-    for layout, environment, decisions in LAYOUTS:
+    for name, environment, decisions in LAYOUTS:
         log = Path(tempfile.mkdtemp()) / "serve.log"
         model = tag if decisions else bare_tag
         with serving("service:KitchenwareClassifier", log, KITCHENWARE_MODEL=model, **environment) as (url, cold_start):
@@ -232,16 +232,16 @@ def main() -> None:
             results = {clients: load(url, photos, clients, args.requests, server) for clients in CONCURRENCY}
             # Unique memory of each process: pages shared between them are not counted twice.
             memory = sum(process.memory_full_info().uss for process in server) / 1e6
-        summary[layout] = (environment["KITCHENWARE_RUNTIME"], results, cold_start, memory)
+        summary[name] = (environment["KITCHENWARE_RUNTIME"], results, cold_start, memory)
         for clients, result in results.items():
             rows.append(
-                f"| {layout} | {clients} | {result['p50'] * 1000:.0f} | {result['p95'] * 1000:.0f} | "
+                f"| {name} | {clients} | {result['p50'] * 1000:.0f} | {result['p95'] * 1000:.0f} | "
                 f"{result['throughput']:.2f} | {result['cpu_per_request'] * 1000:.0f} | "
                 f"{len(result['errors'])} {'; '.join(sorted(set(result['errors'])))} |"
             )
 
-    plain, stored = layout(1, 2)[1], layout(1, 2, feedback=True)[1]
-    storage_off, storage_on = paired_servers(tag, plain, stored, photos, args.requests)
+    plain, storing = layout(1, 2)[1], layout(1, 2, feedback=True)[1]  # a new, empty database
+    storage_off, storage_on = paired_servers(tag, plain, storing, photos, args.requests)
     same_a, same_b = paired_servers(tag, plain, plain, photos, args.requests)
     classify_p50, explain_p50 = paired_routes(tag, plain, ["/classify", "/explain"], photos, args.requests)
     floor_ms = XCEPTION_GFLOP / gflops * 1000
@@ -279,10 +279,10 @@ def main() -> None:
         "| throughput at 16 clients / best raw | server CPU at 16 clients / raw CPU |",
         "|---|---|---|---|---|---|",
     ]
-    for layout, (runtime, results, cold_start, memory) in summary.items():
+    for name, (runtime, results, cold_start, memory) in summary.items():
         measured = raw[runtime]
         lines.append(
-            f"| {layout} | {cold_start:.1f} | {memory:.0f} | {results[1]['p50'] / measured['batch1']:.2f} "
+            f"| {name} | {cold_start:.1f} | {memory:.0f} | {results[1]['p50'] / measured['batch1']:.2f} "
             f"| {results[16]['throughput'] / max(measured['throughput'].values()):.2f} "
             f"| {results[16]['cpu_per_request'] / measured['cpu_per_image']:.2f} |"
         )
