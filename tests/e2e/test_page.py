@@ -143,3 +143,14 @@ def test_the_page_is_keyboard_usable_and_passes_the_accessibility_check(page_ser
     violations = [(v["id"], v["impact"], [node["target"] for node in v["nodes"]]) for v in results["violations"]]
     assert violations == []
     assert len(results["passes"]) > 10  # the check really ran
+
+
+def test_without_feedback_storage_the_page_offers_no_buttons(shipped_model_in_store: str, browser, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+
+    log = tmp_path / "serve.log"
+    with serving("service:KitchenwareClassifier", log, KITCHENWARE_MODEL=shipped_model_in_store) as (url, _):
+        upload(browser, url, CUP)
+        wait_for(browser, lambda: text(browser, "verdict") == "Looks like a cup")
+        assert not browser.find_element(By.ID, "feedback").is_displayed()
+        assert browser.find_elements(By.CSS_SELECTOR, "#choices button") == []
