@@ -8,6 +8,7 @@ start-up noise silenced unless `--verbose`. Library code logs; only this module 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output.add_argument("--run-dir", type=Path, help="reports folder (default: runs/<timestamp>)")
     output.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to the run folder")
+    _add_engine_options(train, "where the frozen backbone's features are extracted (the slow part on a CPU)")
     _add_verbose(train)
 
     check = commands.add_parser(
@@ -232,11 +234,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--input",
         type=Path,
         required=True,
-        help="a folder of photos, searched recursively (class folders are scored), or a folder with test.csv + images/",
+        help="a folder of photos, searched recursively (class folders are scored), or a folder with test.csv + "
+        "images/; with --engine ray also a CSV or Parquet list of photos ('path': a path or URI; 'Id' optional)",
     )
-    predict.add_argument("--output", type=Path, default=Path("submission.csv"), help="CSV with Id,label")
+    predict.add_argument(
+        "--output",
+        type=Path,
+        help="CSV with Id,label (default: submission.csv); with --engine ray a new folder of Parquet or CSV files",
+    )
     predict.add_argument("--probabilities", action="store_true", help="add one column per class with its probability")
     predict.add_argument("--kaggle", action="store_true", help="write Id,label only (a Kaggle submission)")
+    engine = _add_engine_options(predict, "where the photos are classified")
+    engine.add_argument(
+        "--format",
+        choices=["parquet", "csv"],
+        default="parquet",
+        help="with --engine ray: the files written (every column)",
+    )
     _add_verbose(predict)
     return parser
 
@@ -257,6 +271,57 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ood-threshold", type=float, help="'unknown' above this out-of-distribution score (default: the model's own)"
     )
+
+
+def _add_engine_options(parser: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
+    engine = parser.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help=f"{what}: local (this process) or ray (Ray Data actors, each loading the model once)",
+    )
+    engine.add_argument(
+        "--address",
+        help="with --engine ray: the head of an existing Ray cluster (HOST:PORT) (default: a Ray started on this "
+        "machine for the run)",
+    )
+    engine.add_argument(
+        "--actors", type=int, help="with --engine ray: actors in the pool (default: one per --threads-per-actor CPUs)"
+    )
+    engine.add_argument("--threads-per-actor", type=int, default=1, help="with --engine ray: CPUs each actor uses")
+    return engine
+
+
+def _check_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options that only make sense on one engine are refused, not ignored."""
+    engine = getattr(args, "engine", "local")
+    if engine == "local":
+        ray_only = [option for option in ("address", "actors") if getattr(args, option, None) is not None]
+        if ray_only:
+            parser.error(f"--{ray_only[0]} is for --engine ray: add --engine ray, or leave --{ray_only[0]} out")
+        return
+    if args.command == "predict":
+        if args.runtime != "onnx" or args.kaggle:
+            parser.error(
+                "--engine ray runs model.onnx into files with every column: drop --runtime tensorflow and --kaggle"
+            )
+        if args.output is None:
+            parser.error("--engine ray writes a folder of files: pass --output DIR (a new folder)")
+    elif args.arch != "xception" or args.augment or not args.cache_features:
+        parser.error(
+            "--engine ray extracts the frozen Xception backbone's features for the head: it needs --arch xception "
+            "without --augment and --no-cache-features (or drop --engine ray)"
+        )
+
+
+def _engine(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """Ray for the length of a command that runs on it; nothing otherwise."""
+    if getattr(args, "engine", "local") != "ray":
+        return contextlib.nullcontext()
+    from kitchenware.batch.cluster import connected
+
+    return connected(args.address, args.verbose)
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -283,7 +348,9 @@ def configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_engine(parser, args)
     sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also in logs
     configure_logging(args.verbose)
     args.command_line = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -295,8 +362,9 @@ def main(argv: list[str] | None = None) -> int:
             "predict": predict_command,
             "feedback": feedback_command,
         }
-        commands[args.command](args)
-    except (DataError, ImageError, FileNotFoundError) as error:
+        with _engine(args):
+            commands[args.command](args)
+    except (DataError, ImageError, FileNotFoundError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
@@ -326,7 +394,12 @@ def train_command(args: argparse.Namespace) -> None:
     )
     run_dir = args.run_dir or _timestamped()
     run_dir.mkdir(parents=True, exist_ok=True)
-    prepared = prepare_data(config)
+    extract = None
+    if args.engine == "ray":
+        from kitchenware.batch.features import extract_on_ray
+
+        extract = extract_on_ray(config, args.actors, args.threads_per_actor, args.verbose)
+    prepared = prepare_data(config, extract)
     for source, counts in prepared.photos.counts_by_source().items():
         print(f"{source}: {sum(counts.values())} readable images {counts}")
     print(f"{len(prepared.skipped)} skipped; classes {prepared.photos.counts()}")
@@ -520,6 +593,10 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
+    if args.engine == "ray":
+        predict_on_ray(args)
+        return
+    args.output = args.output or Path("submission.csv")
     model, classifier, rule = _open(args)
     class_names = list(model.card.class_names)
     samples, _ = drop_unreadable(unlabelled_images(args.input))
@@ -542,3 +619,33 @@ def predict_command(args: argparse.Namespace) -> None:
     if scored:
         right = sum(truth == label for truth, label in scored)
         print(f"accuracy against the class folders: {right / len(scored):.4f} ({right} of {len(scored)} photos)")
+
+
+def predict_on_ray(args: argparse.Namespace) -> None:
+    from kitchenware import store
+    from kitchenware.batch.predict import classify_catalogue
+
+    model = store.find(args.model)
+    job = classify_catalogue(
+        model.path,
+        str(args.input),
+        str(args.output),
+        args.format,
+        args.actors,
+        args.threads_per_actor,
+        args.min_confidence,
+        args.ood_threshold,
+    )
+    print(
+        f"{job.photos} predictions by {model.tag} on Ray, {job.actors} actor(s) x {job.threads_per_actor} "
+        f"thread(s), in {job.seconds:.1f} s ({job.photos_per_second:.2f} photos/s) -> {args.output}"
+    )
+    print(
+        "decisions: "
+        + ", ".join(f"{name} {job.decisions.get(name, 0)}" for name in DECISIONS)
+        + f"; unreadable {job.errors}"
+    )
+    print(
+        f"peak memory of the {len(job.peak_memory_mb)} actor process(es): "
+        + ", ".join(f"{process} {megabytes:.0f} MB" for process, megabytes in job.peak_memory_mb.items())
+    )

@@ -8,6 +8,7 @@ import itertools
 import logging
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +44,21 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     return {i: float(len(labels) / (num_classes * count)) for i, count in enumerate(counts) if count}
 
 
+Extractor = Callable[[list[Sample], int], np.ndarray]  # (photos, view) -> their features, one row each
+
+
 class FeatureCache:
     """Backbone features of photos, each computed once per run: the near-duplicate groups of the split, every
     setting of a sweep and the decision rule all read them. View 0 is the photo; views 1.. are random augmented
     views (crop, flip, colour), seeded per photo so that a run is reproducible."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, extract: Extractor | None = None):
         self.config = config
         self._backbone: keras.Model | None = None
         self._features: dict[tuple[Sample, int], np.ndarray] = {}
+        # Where the missing features are computed: this process (`compute`), or a batch engine's pool of workers
+        # running `compute` on their share (kitchenware/batch/features.py).
+        self._extract = extract or self.compute
 
     @property
     def backbone(self) -> keras.Model:
@@ -65,16 +72,20 @@ class FeatureCache:
         missing = [sample for sample in samples if (sample, view) not in self._features]
         if missing:
             log.info("extracting backbone features of %d photos (view %d, once)", len(missing), view)
-            size = self.config.input_size
-            with ThreadPoolExecutor(4) as pool:
-                for start in range(0, len(missing), FEATURE_CHUNK):
-                    chunk = missing[start : start + FEATURE_CHUNK]
-                    pixels = np.stack(
-                        list(pool.map(lambda sample: _view_pixels(sample, view, size, self.config.seed), chunk))
-                    )
-                    features = self.backbone.predict(pixels, batch_size=self.config.batch_size, verbose=0)
-                    self._features.update({(sample, view): row for sample, row in zip(chunk, features)})
+            self._features.update({(sample, view): row for sample, row in zip(missing, self._extract(missing, view))})
         return np.stack([self._features[sample, view] for sample in samples])
+
+    def compute(self, samples: list[Sample], view: int = 0) -> np.ndarray:
+        """The backbone's features of one view of these photos, FEATURE_CHUNK decoded at a time; not kept."""
+        size, features = self.config.input_size, []
+        with ThreadPoolExecutor(4) as pool:
+            for start in range(0, len(samples), FEATURE_CHUNK):
+                chunk = samples[start : start + FEATURE_CHUNK]
+                pixels = np.stack(
+                    list(pool.map(lambda sample: _view_pixels(sample, view, size, self.config.seed), chunk))
+                )
+                features.append(self.backbone.predict(pixels, batch_size=self.config.batch_size, verbose=0))
+        return np.concatenate(features)
 
 
 FEATURE_CHUNK = 256  # photos decoded at a time while extracting features: bounded memory on any data set
@@ -119,18 +130,18 @@ class PreparedData:
         return self.photos.class_names
 
 
-def inspect_photos(config: TrainConfig) -> tuple[HealthReport, FeatureCache | None]:
+def inspect_photos(config: TrainConfig, extract: Extractor | None = None) -> tuple[HealthReport, FeatureCache | None]:
     """Find the photos, skip the unreadable ones and run the health check, on the backbone's features when the
     head trains on cached ones (they find the near-duplicates): `train.py check`, and the start of training."""
     found = find_sources(*config.data)
     readable, skipped = drop_unreadable(found.samples)
-    cache = FeatureCache(config) if uses_cached_features(config) else None
+    cache = FeatureCache(config, extract) if uses_cached_features(config) else None
     return check(found.keep(readable), skipped, None if cache is None else cache.of(readable)), cache
 
 
-def prepare_data(config: TrainConfig) -> PreparedData:
+def prepare_data(config: TrainConfig, extract: Extractor | None = None) -> PreparedData:
     """Find and check the photos; with cached features, find near-duplicate groups and split by them."""
-    health, cache = inspect_photos(config)
+    health, cache = inspect_photos(config, extract)
     readable = health.photos.samples
     if cache is not None and config.split == "grouped":
         split, (train, val) = "grouped", splits.grouped_split(readable, health.groups, config.val_fraction, config.seed)
