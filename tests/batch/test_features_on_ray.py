@@ -1,0 +1,27 @@
+"""`train.py train --engine ray`: the backbone's features extracted by Ray Data actors are the ones the local
+extraction computes (the photos and their augmented views), so the head trains to the same model."""
+
+from pathlib import Path
+
+import bentoml
+
+from kitchenware.cli import main
+from kitchenware.core.card import ModelCard
+
+SMALL_XCEPTION = ["--weights", "none", "--input-size", "71", "--batch-size", "8", "--split", "stratified"]
+
+
+def card(name: str) -> ModelCard:
+    return ModelCard.from_metadata(bentoml.models.get(f"{name}:latest").info.metadata)
+
+
+def test_training_on_ray_saves_the_model_local_training_saves(kaggle_photos: Path, tmp_path: Path, capsys):
+    common = ["train", "--data", str(kaggle_photos), *SMALL_XCEPTION, "--epochs", "2", "--augment-views", "1"]
+    assert main([*common, "--name", "local_features", "--run-dir", str(tmp_path / "local")]) == 0
+    assert main([*common, "--name", "ray_features", "--run-dir", str(tmp_path / "ray"), "--engine", "ray"]) == 0
+    log = capsys.readouterr().err
+    # The health check's pass over every photo, then the augmented views of the training photos.
+    assert "features of 30 photos on Ray (2 actors)" in log and "features of 24 photos on Ray (2 actors)" in log
+    local, on_ray = card("local_features"), card("ray_features")
+    assert on_ray.validation == local.validation and on_ray.dataset == local.dataset
+    assert on_ray.temperature == local.temperature and on_ray.ood == local.ood
