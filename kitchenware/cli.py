@@ -232,15 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(predict)
     predict.add_argument(
         "--input",
-        type=Path,
         required=True,
         help="a folder of photos, searched recursively (class folders are scored), or a folder with test.csv + "
         "images/; with --engine ray also a CSV or Parquet list of photos ('path': a path or URI; 'Id' optional)",
     )
     predict.add_argument(
         "--output",
-        type=Path,
-        help="CSV with Id,label (default: submission.csv); with --engine ray a new folder of Parquet or CSV files",
+        help="CSV with Id,label (default: submission.csv); with --engine ray a new folder of Parquet or CSV files, "
+        "or a URI (s3://...) that every node can write",
     )
     predict.add_argument("--probabilities", action="store_true", help="add one column per class with its probability")
     predict.add_argument("--kaggle", action="store_true", help="write Id,label only (a Kaggle submission)")
@@ -596,7 +595,7 @@ def predict_command(args: argparse.Namespace) -> None:
     if args.engine == "ray":
         predict_on_ray(args)
         return
-    args.output = args.output or Path("submission.csv")
+    args.output = Path(args.output or "submission.csv")
     model, classifier, rule = _open(args)
     class_names = list(model.card.class_names)
     samples, _ = drop_unreadable(unlabelled_images(args.input))
@@ -628,8 +627,8 @@ def predict_on_ray(args: argparse.Namespace) -> None:
     model = store.find(args.model)
     job = classify_catalogue(
         model.path,
-        str(args.input),
-        str(args.output),
+        args.input,
+        args.output,
         args.format,
         args.actors,
         args.threads_per_actor,
