@@ -645,6 +645,7 @@ def predict_on_ray(args: argparse.Namespace) -> None:
         + f"; unreadable {job.errors}"
     )
     print(
-        f"peak memory of the {len(job.peak_memory_mb)} actor process(es): "
-        + ", ".join(f"{process} {megabytes:.0f} MB" for process, megabytes in job.peak_memory_mb.items())
+        f"peak memory of the {len(job.actor_usage)} actor process(es): "
+        + ", ".join(f"{process} {megabytes:.0f} MB" for process, (megabytes, _) in job.actor_usage.items())
+        + f"; CPU {job.cpu_seconds_per_photo * 1000:.0f} core-ms a photo"
     )

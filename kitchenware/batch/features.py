@@ -18,8 +18,8 @@ import numpy as np
 import ray
 import ray.data
 
-from kitchenware.batch.memory import PeakMemory, report_peak
 from kitchenware.batch.photo_lists import in_blocks
+from kitchenware.batch.usage import ActorUsage, report_usage
 from kitchenware.core.photos import Sample
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class BackboneFeatures:
             _ = self.cache.backbone  # built, and its weights read, before the file goes
         self.view = view
         self.ledger = ledger
-        report_peak(ledger)  # an actor that never gets a batch is counted too
+        report_usage(ledger)  # an actor that never gets a batch is counted too
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         samples = [
@@ -68,7 +68,7 @@ class BackboneFeatures:
             for photo_id, path, label, source in zip(batch["Id"], batch["path"], batch["label"], batch["source"])
         ]
         features = self.cache.compute(samples, self.view)
-        report_peak(self.ledger)
+        report_usage(self.ledger)
         return {"row": batch["row"], "features": features}
 
 
@@ -80,7 +80,7 @@ def extract_on_ray(config: TrainConfig, actors: int | None, threads_per_actor: i
 
     def extract(samples: list[Sample], view: int) -> np.ndarray:
         pool = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // threads_per_actor))
-        ledger = PeakMemory.remote()
+        ledger = ActorUsage.remote()
         rows = ray.data.from_items(
             [
                 {"row": i, "Id": s.id, "path": str(s.path.resolve()), "label": s.label, "source": s.source}
@@ -106,12 +106,12 @@ def extract_on_ray(config: TrainConfig, actors: int | None, threads_per_actor: i
         for batch in computed.iter_batches(batch_format="numpy", batch_size=None):
             for row, vector in zip(batch["row"], batch["features"]):
                 features[row] = vector
-        peaks = ray.get(ledger.peaks.remote())
+        usage = ray.get(ledger.usage.remote())
         log.info(
             "features of %d photos on Ray (%d actors); peak memory per actor process: %s",
             len(samples),
             pool,
-            ", ".join(f"{process} {megabytes:.0f} MB" for process, megabytes in peaks.items()),
+            ", ".join(f"{process} {megabytes:.0f} MB" for process, (megabytes, _) in usage.items()),
         )
         return np.stack(features)
 

@@ -22,8 +22,8 @@ import pyarrow.fs
 import ray
 import ray.data
 
-from kitchenware.batch.memory import PeakMemory, report_peak
 from kitchenware.batch.photo_lists import photo_list
+from kitchenware.batch.usage import ActorUsage, report_usage
 from kitchenware.core.card import CARD_JSON, ONNX_FILE, OOD_REFERENCE_FILE, ModelCard
 from kitchenware.core.decision import DecisionRule
 from kitchenware.core.inference import FORWARD_BATCH, classify_pixels, open_classifier
@@ -47,11 +47,16 @@ class JobSummary:
     seconds: float  # from listing the photos to the last row written
     actors: int
     threads_per_actor: int
-    peak_memory_mb: dict[str, float]  # "host:pid" of each actor process -> its peak resident memory
+    actor_usage: dict[str, tuple[float, float]]  # "host:pid" of each actor process -> (peak MB, CPU seconds)
 
     @property
     def photos_per_second(self) -> float:
         return self.photos / self.seconds
+
+    @property
+    def cpu_seconds_per_photo(self) -> float:
+        """The actors' CPU time (loading the model included) per photo: what a million photos cost in core-hours."""
+        return sum(cpu for _, cpu in self.actor_usage.values()) / self.photos
 
 
 def answer_schema(class_names: tuple[str, ...]) -> pa.Schema:
@@ -99,7 +104,7 @@ class ClassifyPhotos:
             self.rule = DecisionRule.for_model(self.card, Path(folder), min_confidence, ood_threshold)
         self.schema = answer_schema(self.card.class_names)
         self.ledger = ledger
-        report_peak(ledger)  # an actor that never gets a batch is counted too
+        report_usage(ledger)  # an actor that never gets a batch is counted too
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         pixels, errors = [], []
@@ -126,7 +131,7 @@ class ClassifyPhotos:
                 columns["ood_score"][i] = None if answers.ood_scores is None else answers.ood_scores[j]
                 for name, probability in zip(self.card.class_names, answers.probabilities[j]):
                     columns[name][i] = probability
-        report_peak(self.ledger)
+        report_usage(self.ledger)
         return pa.table(columns, schema=self.schema)
 
 
@@ -155,7 +160,7 @@ def classify_catalogue(
         )
     model_files = ray.put({name: path.read_bytes() for name, path in files.items() if path.is_file()})
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // threads_per_actor))
-    ledger = PeakMemory.remote()
+    ledger = ActorUsage.remote()
     photos = photo_list(source, actors)
     log.info("classifying %d photos on %d actor(s) x %d thread(s)", photos.count(), actors, threads_per_actor)
     answers = photos.map_batches(
@@ -178,7 +183,7 @@ def classify_catalogue(
     write(output, mode=ray.data.SaveMode.ERROR, min_rows_per_file=ROWS_PER_FILE, ray_remote_args={"num_cpus": 0})
     seconds = time.perf_counter() - started
     decisions, errors, photos = _count(output, output_format)
-    return JobSummary(photos, errors, decisions, seconds, actors, threads_per_actor, ray.get(ledger.peaks.remote()))
+    return JobSummary(photos, errors, decisions, seconds, actors, threads_per_actor, ray.get(ledger.usage.remote()))
 
 
 def _count(output: str, output_format: str) -> tuple[dict[str, int], int, int]:

@@ -1,0 +1,92 @@
+"""Classifying a catalogue on Ray against the single-process `predict`, on the same photos, in one run.
+
+    python -m benchmarks.ray_predict [--photos 400] [--model models]
+
+The single process runs what `train.py predict` runs (the model opened once with every core, `classify_files`);
+each Ray run is `classify_catalogue` on a local Ray, timed from listing the photos to the last row written
+(actors started and models loaded included; Ray's own start is timed apart). From the measured rates it prints,
+on paper, what a million photos take on N machines of this size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from kitchenware.batch.cluster import connected
+from kitchenware.batch.predict import classify_catalogue
+from kitchenware.core.card import ModelCard
+from kitchenware.core.decision import DecisionRule
+from kitchenware.core.inference import classify_files, open_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "kitchenware-photos" / "images"
+RAY_LAYOUTS = ((1, 1), (2, 1), (1, 2))  # (actors, threads per actor) on this machine's 2 cores
+
+
+def single_process(model: Path, photos: list[Path]) -> tuple[float, float]:
+    """(seconds, CPU seconds) of the local `predict`'s work: open the model on every core, classify every photo."""
+    started, cpu = time.perf_counter(), time.process_time()
+    card = ModelCard.read(model)
+    classifier = open_classifier(model, "onnx", threads=0, input_size=card.input_size)
+    classify_files(classifier, DecisionRule.for_model(card, model), photos, card.input_size)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=400, help="the first N shared photos")
+    parser.add_argument("--model", type=Path, default=ROOT / "models", help="an exported model folder")
+    args = parser.parse_args()
+    photos = sorted(PHOTOS.glob("*.jpg"))[: args.photos]
+    work = Path(tempfile.mkdtemp(prefix="kitchenware-ray-bench-"))
+    listing = work / "photos.csv"
+    with open(listing, "w", newline="") as file:
+        csv.writer(file).writerows([("Id", "path"), *((photo.stem, str(photo)) for photo in photos)])
+
+    load = os.getloadavg()[0]
+    seconds, cpu = single_process(args.model, photos)
+    rows = [("single process (`predict`), 2 threads", len(photos) / seconds, cpu / len(photos), "")]
+    for actors, threads in RAY_LAYOUTS:
+        started = time.perf_counter()
+        with connected(None):
+            ray_start = time.perf_counter() - started
+            job = classify_catalogue(
+                args.model, str(listing), str(work / f"out-{actors}x{threads}"), "parquet", actors, threads
+            )
+        peaks = ", ".join(f"{megabytes:.0f}" for megabytes, _ in job.actor_usage.values())
+        label = f"Ray, {actors} actor(s) x {threads} thread(s) (Ray's start: {ray_start:.1f} s)"
+        rows.append((label, job.photos_per_second, job.cpu_seconds_per_photo, peaks))
+
+    print(
+        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load:.2f} before "
+        f"and {os.getloadavg()[0]:.2f} after (other work on the same cores slows every row); {len(photos)} shared "
+        f"photos, model {args.model.name}"
+    )
+    print("| run | photos/s (whole job) | CPU per photo (core-ms) | peak memory per actor (MB) |")
+    print("|---|---|---|---|")
+    for label, rate, cpu_per_photo, peaks in rows:
+        print(f"| {label} | {rate:.2f} | {cpu_per_photo * 1000:.0f} | {peaks} |")
+
+    one, two = rows[1][1], rows[2][1]
+    print(f"\n2 actors / 1 actor: {two / one:.2f}x the photos/s; 2 actors / single process: {two / rows[0][1]:.2f}x")
+    core_seconds = rows[2][2]  # per photo, on the 2-actor run: the layout a cluster runs, one actor per core
+    print(
+        f"\nOn paper, a million photos at {core_seconds * 1000:.0f} core-ms each (the 2-actor run's CPU time, which "
+        f"other work does not change), {core_seconds * 1e6 / 3600:.0f} core-hours, on N machines of 2 cores with "
+        "one actor per core, if throughput grows with the machines:"
+    )
+    print("| machines | hours | machine-hours |")
+    print("|---|---|---|")
+    for machines in (1, 4, 16, 64):
+        hours = core_seconds * 1e6 / (2 * machines) / 3600
+        print(f"| {machines} | {hours:.1f} | {hours * machines:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
