@@ -18,11 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from kitchenware.batch.cluster import connected
-from kitchenware.batch.predict import classify_catalogue
-from kitchenware.core.card import ModelCard
-from kitchenware.core.decision import DecisionRule
-from kitchenware.core.inference import classify_files, open_classifier
+# Before Ray is imported: the local Ray of each run stays on the loopback (Ray's switch for clusters on Windows and
+# macOS, off), not on the machine's outward address; one machine's figures need no other node.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from kitchenware.batch.cluster import connected  # noqa: E402
+from kitchenware.batch.predict import classify_catalogue  # noqa: E402
+from kitchenware.core.card import ModelCard  # noqa: E402
+from kitchenware.core.decision import DecisionRule  # noqa: E402
+from kitchenware.core.inference import classify_files, open_classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "kitchenware-photos" / "images"

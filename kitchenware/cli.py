@@ -282,8 +282,8 @@ def _add_engine_options(parser: argparse.ArgumentParser, what: str) -> argparse.
     )
     engine.add_argument(
         "--address",
-        help="with --engine ray: the head of an existing Ray cluster (HOST:PORT) (default: a Ray started on this "
-        "machine for the run)",
+        help="with --engine ray: the head of an existing Ray cluster (HOST:PORT), or auto: the cluster this machine "
+        "belongs to (default: a Ray started on this machine for the run)",
     )
     engine.add_argument(
         "--actors", type=int, help="with --engine ray: actors in the pool (default: one per --threads-per-actor CPUs)"

@@ -20,9 +20,14 @@ RAY = str(Path(sys.executable).parent / "ray")
 STARTED = "Ray runtime started"
 
 
-# Ray rewrites 127.0.0.1 and localhost in an address to the machine's outward address; 127.0.0.2 is the loopback
-# too, and Ray leaves it as it is: nothing of a test leaves the machine, nor goes to its outward address.
+# Ray rewrites 127.0.0.1 and localhost, in an address and as a node's address, to the machine's outward address
+# (a node must be reachable from the others). 127.0.0.2 is the loopback too, and Ray leaves it as it is: the
+# nodes, the actors and the driver all talk over the loopback.
 LOOPBACK = "127.0.0.2"
+# A single-node Ray (ray.init() without an address) is kept on 127.0.0.1 by this variable at 0 (Ray's switch for
+# clusters on Windows and macOS, which reads it at import): tests/batch/conftest.py sets it for the tests. Nodes
+# of a cluster, and the drivers joining it, need it at 1.
+CLUSTERS = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 
 
 @dataclass
@@ -33,7 +38,7 @@ class Cluster:
 
     def environment(self) -> dict[str, str]:
         """For a command that connects to the cluster: token authentication on, as on the nodes."""
-        return {**environment_without_ray_address(), "RAY_AUTH_MODE": "token"}
+        return {**environment_without_ray_address(), "RAY_AUTH_MODE": "token", **CLUSTERS}
 
     def processes(self) -> list[psutil.Process]:
         """Every process the nodes started: raylets, the GCS, agents, workers and actors."""
@@ -57,13 +62,13 @@ def _ports(*names: str) -> list[str]:
 def _start(arguments: list[str], log: Path, timeout: float = 90) -> subprocess.Popen:
     with open(log, "w") as output:
         node = subprocess.Popen(
-            [RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats", *arguments],
+            [RAY, "start", "--block", f"--node-ip-address={LOOPBACK}", "--disable-usage-stats", *arguments],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             # Ray 2.60 turns token authentication on for a head when ~/.ray/auth_token exists (it writes one on
             # first use), but not for a worker node joining it: say it to both.
-            env={**environment_without_ray_address(), "RAY_AUTH_MODE": "token"},
+            env={**environment_without_ray_address(), "RAY_AUTH_MODE": "token", **CLUSTERS},
         )
     deadline = time.monotonic() + timeout
     while STARTED not in log.read_text():
