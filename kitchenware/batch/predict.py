@@ -119,7 +119,7 @@ class ClassifyPhotos:
             except ImageError as error:
                 errors.append(str(error))
         columns: dict[str, list] = {name: [None] * len(errors) for name in self.schema.names}
-        columns["Id"], columns["error"] = list(batch["Id"]), errors
+        columns["Id"], columns["error"] = [None if i is None else str(i) for i in batch["Id"]], errors
         if pixels:
             forward = classify_pixels(self.classifier, np.stack(pixels))
             answers = self.rule.decide(forward.probabilities, forward.features)

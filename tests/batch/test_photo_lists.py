@@ -56,6 +56,12 @@ def test_a_list_without_a_path_column_says_what_it_needs(tmp_path: Path):
         photo_list(str(tmp_path / "list.csv"), actors=1)
 
 
+def test_a_list_without_rows_says_so(tmp_path: Path):
+    (tmp_path / "list.csv").write_text("Id,path\n")
+    with pytest.raises(DataError, match="list.csv lists no photos: add a row with a 'path' for each photo"):
+        photo_list(str(tmp_path / "list.csv"), actors=1)
+
+
 def test_a_job_never_writes_into_an_existing_folder(folder_photos: Path, tmp_path: Path):
     (tmp_path / "out").mkdir()
     with pytest.raises(DataError, match="out already exists: choose a new folder for the results, or remove it"):
