@@ -27,8 +27,6 @@ def photo_list(source: str, actors: int) -> ray.data.MaterializedDataset:
     suffix = PurePosixPath(source).suffix.lower()
     if suffix in LIST_SUFFIXES:
         rows = _read_list(source, suffix).materialize()
-        if not rows.count():
-            raise DataError(f"{source} lists no photos: add a row with a 'path' for each photo to classify")
     else:
         samples = unlabelled_images(source)
         rows = ray.data.from_items([{"Id": sample.id, "path": str(sample.path.resolve())} for sample in samples])
@@ -49,6 +47,8 @@ def _read_list(source: str, suffix: str) -> ray.data.Dataset:
         rows = ray.data.read_csv(source, convert_options=strings)
     else:
         rows = ray.data.read_parquet(source)
+    if not rows.count():
+        raise DataError(f"{source} lists no photos: add a row with a 'path' for each photo to classify")
     columns = rows.columns()
     if "path" not in columns:
         raise DataError(
