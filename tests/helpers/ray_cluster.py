@@ -4,6 +4,7 @@ each a `ray start --block` process, on the loopback and free ports; stopped by t
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -34,11 +35,11 @@ CLUSTERS = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 class Cluster:
     address: str
     nodes: list[subprocess.Popen]
-    logs: Path
+    token: Path
 
     def environment(self) -> dict[str, str]:
-        """For a command that connects to the cluster: token authentication on, as on the nodes."""
-        return {**environment_without_ray_address(), "RAY_AUTH_MODE": "token", **CLUSTERS}
+        """For a command that connects to the cluster: its token, as the nodes have it."""
+        return authenticated(self.token)
 
     def processes(self) -> list[psutil.Process]:
         """Every process the nodes started: raylets, the GCS, agents, workers and actors."""
@@ -47,6 +48,14 @@ class Cluster:
             with contextlib.suppress(psutil.NoSuchProcess):
                 found += psutil.Process(node.pid).children(recursive=True)
         return found
+
+
+def authenticated(token: Path) -> dict[str, str]:
+    """This process's environment less RAY_ADDRESS (a command must reach the cluster it is told to), with token
+    authentication on and the cluster's own token. Ray 2.60 turns token authentication on for a head when a
+    token exists, never for a worker node or a driver given an address: say it to all of them."""
+    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    return {**environment, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), **CLUSTERS}
 
 
 def free_port() -> int:
@@ -59,16 +68,14 @@ def _ports(*names: str) -> list[str]:
     return [f"--{name}={free_port()}" for name in names]
 
 
-def _start(arguments: list[str], log: Path, timeout: float = 90) -> subprocess.Popen:
+def _start(arguments: list[str], log: Path, token: Path, timeout: float = 90) -> subprocess.Popen:
     with open(log, "w") as output:
         node = subprocess.Popen(
             [RAY, "start", "--block", f"--node-ip-address={LOOPBACK}", "--disable-usage-stats", *arguments],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            # Ray 2.60 turns token authentication on for a head when ~/.ray/auth_token exists (it writes one on
-            # first use), but not for a worker node joining it: say it to both.
-            env={**environment_without_ray_address(), "RAY_AUTH_MODE": "token", **CLUSTERS},
+            env=authenticated(token),
         )
     deadline = time.monotonic() + timeout
     while STARTED not in log.read_text():
@@ -102,6 +109,8 @@ def ray_cluster(workers: int = 1, cpus_per_node: int = 1, object_store_mb: int =
     """A head and `workers` worker nodes, each offering `cpus_per_node` CPUs; yields the head's address."""
     # A short folder: Ray's sockets live under it, and a Unix socket path has at most 107 characters.
     temp = Path(tempfile.mkdtemp(prefix="kwray-", dir="/tmp"))
+    token = temp / "auth_token"  # the cluster's own, never ~/.ray/auth_token
+    token.write_text(secrets.token_hex(32))
     port = free_port()
     common = [f"--num-cpus={cpus_per_node}", f"--object-store-memory={object_store_mb * 2**20}"]
     node_ports = ("node-manager-port", "object-manager-port", "dashboard-agent-listen-port")
@@ -109,17 +118,12 @@ def ray_cluster(workers: int = 1, cpus_per_node: int = 1, object_store_mb: int =
     nodes: list[subprocess.Popen] = []
     try:
         head = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]
-        nodes.append(_start([*head, *common, *_ports("ray-client-server-port", *node_ports)], temp / "head.log"))
+        nodes.append(_start([*head, *common, *_ports("ray-client-server-port", *node_ports)], temp / "head.log", token))
         for n in range(workers):
             worker = [f"--address={LOOPBACK}:{port}", *common, *_ports(*node_ports)]
-            nodes.append(_start(worker, temp / f"worker-{n}.log"))
-        yield Cluster(f"{LOOPBACK}:{port}", nodes, temp)
+            nodes.append(_start(worker, temp / f"worker-{n}.log", token))
+        yield Cluster(f"{LOOPBACK}:{port}", nodes, token)
     finally:
         for node in reversed(nodes):
             _stop(node)
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def environment_without_ray_address() -> dict[str, str]:
-    """This process's environment less RAY_ADDRESS: a command must reach the cluster it is told to."""
-    return {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
