@@ -245,10 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--kaggle", action="store_true", help="write Id,label only (a Kaggle submission)")
     engine = _add_engine_options(predict, "where the photos are classified")
     engine.add_argument(
-        "--format",
-        choices=["parquet", "csv"],
-        default="parquet",
-        help="with --engine ray: the files written (every column)",
+        "--format", choices=["parquet", "csv"], help="with --engine ray: the files written (default: parquet)"
     )
     _add_verbose(predict)
     return parser
@@ -288,19 +285,23 @@ def _add_engine_options(parser: argparse.ArgumentParser, what: str) -> argparse.
     engine.add_argument(
         "--actors", type=int, help="with --engine ray: actors in the pool (default: one per --threads-per-actor CPUs)"
     )
-    engine.add_argument("--threads-per-actor", type=int, default=1, help="with --engine ray: CPUs each actor uses")
+    engine.add_argument("--threads-per-actor", type=int, help="with --engine ray: CPUs each actor uses (default: 1)")
     return engine
 
 
 def _check_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Options that only make sense on one engine are refused, not ignored."""
+    """Options that only make sense on the ray engine are refused on the local one, not ignored; on the ray
+    engine, their defaults are filled in."""
     engine = getattr(args, "engine", "local")
     if engine == "local":
-        ray_only = [option for option in ("address", "actors") if getattr(args, option, None) is not None]
+        ray_only = [name for name in ("address", "actors", "threads_per_actor", "format") if getattr(args, name, None)]
         if ray_only:
-            parser.error(f"--{ray_only[0]} is for --engine ray: add --engine ray, or leave --{ray_only[0]} out")
+            option = "--" + ray_only[0].replace("_", "-")
+            parser.error(f"{option} is for --engine ray: add --engine ray, or leave {option} out")
         return
+    args.threads_per_actor = args.threads_per_actor or 1
     if args.command == "predict":
+        args.format = args.format or "parquet"
         if args.runtime != "onnx" or args.kaggle:
             parser.error(
                 "--engine ray runs model.onnx into files with every column: drop --runtime tensorflow and --kaggle"

@@ -15,6 +15,8 @@ from kitchenware.cli import main
     ("arguments", "message"),
     [
         (["predict", "--input", "photos", "--address", "head:6379"], "--address is for --engine ray"),
+        (["predict", "--input", "photos", "--format", "csv"], "--format is for --engine ray"),
+        (["train", "--data", "photos", "--threads-per-actor", "2"], "--threads-per-actor is for --engine ray"),
         (["predict", "--input", "photos", "--engine", "ray"], "pass --output DIR (a new folder)"),
         (["predict", "--input", "photos", "--engine", "ray", "--output", "out", "--kaggle"], "drop --runtime"),
         (["train", "--data", "photos", "--engine", "ray", "--arch", "scratch"], "it needs --arch xception"),
