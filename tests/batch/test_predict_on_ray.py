@@ -17,6 +17,8 @@ from ray_cluster import ray_cluster
 from sample_data import MORE_PHOTOS, REAL_PHOTOS, ROOT, needs_shipped_model_and_photos
 from tiny_model import write_tiny_model
 
+from kitchenware.core.preprocessing import ImageError, load_image
+
 CLASSES = ("cup", "fork", "glass", "knife", "plate", "spoon")
 
 
@@ -83,7 +85,9 @@ def test_two_nodes_give_the_local_predict_rows_and_an_error_row_for_a_bad_photo(
     assert len(rows) == photos and len(expected) == photos - 1
     bad = rows.pop("cup/notes")
     assert bad["label"] is None and bad["decision"] is None and bad["confidence"] is None
-    assert bad["error"] == "not a readable image (unknown format): send a JPEG, PNG, WebP, BMP, GIF or TIFF photo"
+    with pytest.raises(ImageError) as decoding:
+        load_image(photo_tree / "cup" / "notes.jpg")
+    assert bad["error"] == str(decoding.value)  # "not a readable image (unknown format): send a JPEG, ..."
     assert rows.keys() == expected.keys()
     for photo_id, row in rows.items():
         written = {name: row[name] if isinstance(row[name], str) else f"{row[name]:.6f}" for name in expected[photo_id]}
