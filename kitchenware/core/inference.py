@@ -76,12 +76,13 @@ class TensorFlowClassifier:
         except RuntimeError:  # TensorFlow already ran in this process (in-process tests): keep its settings
             pass
         size = model.input_shape[1]
-        self.has_class_maps = isinstance(model.output, dict) and "class_maps" in model.output
         # One trace for every batch size; model.predict() would add its data-adapter overhead to each call.
         self._forward = tf.function(
             lambda pixels: model(tf.cast(pixels, tf.float32), training=False),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)],
         )
+        traced = self._forward.get_concrete_function().structured_outputs  # a loaded model may never have run
+        self.has_class_maps = isinstance(traced, dict) and "class_maps" in traced
 
     def forward(self, pixels: np.ndarray, explain: bool = False) -> Forward:
         outputs = self._forward(pixels)
