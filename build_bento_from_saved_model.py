@@ -1,11 +1,12 @@
 """Import the trained model shipped in models/ into the BentoML store, then build the bento.
 
-    python build_bento_from_saved_model.py [--model models] [--runtime onnx|tensorflow] [--no-build]
+    python build_bento_from_saved_model.py [--model models] [--runtime onnx|onnx-int8-cascade|tensorflow] [--no-build]
 
 No GPU, no data and no TensorFlow needed: models/ holds model.onnx and its card, which is what the service
-runs. Running it again reuses the model already imported (same file, same tag). The bento is bentofile.yaml's:
-ONNX Runtime serves; with --runtime tensorflow it installs tensorflow-cpu and keras instead of onnxruntime and
-serves model.keras, which needs a model folder that has one (`python train.py train --export DIR`).
+runs. Running it again reuses the model already imported (same files, same tag). The bento is bentofile.yaml's:
+ONNX Runtime serves; with --runtime onnx-int8-cascade it serves model-int8.onnx with model.onnx as its fallback
+(`python train.py quantize` writes it); with --runtime tensorflow it installs tensorflow-cpu and keras instead of
+onnxruntime and serves model.keras, which needs a model folder that has one (`python train.py train --export DIR`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from kitchenware import store
-from kitchenware.core.card import KERAS_FILE
-from kitchenware.core.inference import RUNTIMES
+from kitchenware.core.card import INT8_FILE, KERAS_FILE
+from kitchenware.core.inference import CASCADE, RUNTIMES
 
 ROOT = Path(__file__).resolve().parent
 # What the TensorFlow runtime installs in place of onnxruntime (the versions of requirements-train.txt).
@@ -32,7 +33,8 @@ def bento_config(runtime: str) -> dict:
     if runtime == "tensorflow":
         packages = [p for p in config["python"]["packages"] if not p.startswith("onnxruntime")]
         config["python"]["packages"] = TENSORFLOW_PACKAGES + packages
-        config["envs"] = [*config.get("envs", []), {"name": "KITCHENWARE_RUNTIME", "value": "tensorflow"}]
+    if runtime != "onnx":
+        config["envs"] = [*config.get("envs", []), {"name": "KITCHENWARE_RUNTIME", "value": runtime}]
     return config
 
 
@@ -53,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     print(f"{'imported' if imported else 'already in the store:'} {tag}")
+    if args.runtime == CASCADE and not (store.find(tag).path / INT8_FILE).is_file():
+        print(
+            f"warning: {tag} has no {INT8_FILE}, which the {CASCADE} runtime serves first: make it with "
+            "`python train.py quantize --model DIR ...`",
+            file=sys.stderr,
+        )
     if args.runtime == "tensorflow" and not (store.find(tag).path / KERAS_FILE).is_file():
         print(
             f"warning: {tag} has no {KERAS_FILE}, which the TensorFlow runtime serves: pass --model with a folder "

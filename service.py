@@ -47,11 +47,11 @@ class KitchenwareClassifier:
     def __init__(self) -> None:
         self.card = ModelCard.from_metadata(self.bento_model.info.metadata)
         self.tag = str(self.bento_model.tag)
-        self.classifier = open_classifier(
-            self.bento_model.path, SETTINGS.runtime, SETTINGS.threads, self.card.input_size
-        )
         self.rule = DecisionRule.for_model(
             self.card, self.bento_model.path, SETTINGS.min_confidence, SETTINGS.ood_threshold
+        )
+        self.classifier = open_classifier(
+            self.bento_model.path, SETTINGS.runtime, SETTINGS.threads, self.card.input_size, self.rule, self.card.int8
         )
         self.recorder = Recorder(SETTINGS)
         # One forward pass at a time: it already uses every core given to this worker.
@@ -74,7 +74,7 @@ class KitchenwareClassifier:
         loop = asyncio.get_running_loop()
         forward = await loop.run_in_executor(self.inference_thread, classify_pixels, self.classifier, np.stack(pixels))
         answers = self.rule.decide(forward.probabilities, forward.features)
-        metrics.count(answers, self.card.class_names)
+        metrics.count(answers, self.card.class_names, forward.float_answered)
         results = schemas.classifications(answers, list(self.card.class_names), self.tag)
         if self.recorder.enabled:
             for photo, result in zip(photos, results):

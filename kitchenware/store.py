@@ -16,7 +16,7 @@ from pathlib import Path
 
 import bentoml
 
-from kitchenware.core.card import KERAS_FILE, MODEL_FILES, ONNX_FILE, ModelCard
+from kitchenware.core.card import INT8_FILE, KERAS_FILE, MODEL_FILES, ONNX_FILE, ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,10 @@ def find(source: str) -> StoredModel:
 
 
 def import_exported(folder: Path) -> tuple[str, bool]:
-    """Put an exported model folder (model.onnx + model_card.json, model.keras if present) into the store once.
+    """Put an exported model folder (model.onnx + model_card.json, model-int8.onnx and model.keras if present) into
+    the store once.
 
-    Returns (tag, newly imported). The SHA-256 of the model file goes into the card, so importing the same
+    Returns (tag, newly imported). The SHA-256 of the network files goes into the card, so importing the same
     folder again finds the model already there. A folder of an older export, with model.keras but no model.onnx,
     is exported to ONNX on the way in (that needs TensorFlow: requirements-train.txt)."""
     folder = Path(folder)
@@ -68,7 +69,10 @@ def import_exported(folder: Path) -> tuple[str, bool]:
     model_file = files.get(ONNX_FILE) or files.get(KERAS_FILE)
     if model_file is None:
         raise FileNotFoundError(f"{folder} holds neither {ONNX_FILE} nor {KERAS_FILE}: pass an exported model folder")
-    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    digest = hashlib.sha256(model_file.read_bytes())
+    if INT8_FILE in files:  # a quantized copy of the same network makes a new model in the store
+        digest.update(files[INT8_FILE].read_bytes())
+    digest = digest.hexdigest()
     for existing in bentoml.models.list():
         if existing.tag.name == card.name and existing.info.metadata.get("file_sha256") == digest:
             return str(existing.tag), False

@@ -18,11 +18,12 @@ SCHEMA_VERSION = 2  # 1: the metadata dicts of the first versions (no schema_ver
 
 # The files of a model, in the BentoML store and in an exported folder.
 ONNX_FILE = "model.onnx"  # what the service runs (ONNX Runtime)
+INT8_FILE = "model-int8.onnx"  # the int8 network of the onnx-int8-cascade runtime (`train.py quantize`)
 KERAS_FILE = "model.keras"  # what training, fine-tuning and the TensorFlow runtime load
 OOD_REFERENCE_FILE = "ood_reference.npy"  # L2-normalised training features (float16) for the "unknown" score
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "model_card.md"
-MODEL_FILES = (ONNX_FILE, KERAS_FILE, OOD_REFERENCE_FILE)  # what a stored model may hold besides its card
+MODEL_FILES = (ONNX_FILE, INT8_FILE, KERAS_FILE, OOD_REFERENCE_FILE)  # what a stored model may hold besides its card
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,10 @@ class ModelCard:
     min_confidence: float | None = None  # calibrated confidence under which an answer is "unsure"
     ood: dict[str, Any] = field(default_factory=dict)  # score, k, threshold (above: "unknown"), figures
     calibration: dict[str, Any] = field(default_factory=dict)  # what they were fit on and what they measured
-    file_sha256: str | None = None  # of the imported model.onnx, so importing the same folder twice is a no-op
+    # The int8 network (`train.py quantize`): how it was made, the band inside which the float network decides
+    # (core/cascade.py), and what that measured.
+    int8: dict[str, Any] = field(default_factory=dict)
+    file_sha256: str | None = None  # of the imported network files, so importing the same folder twice is a no-op
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

@@ -1,4 +1,5 @@
-"""The one forward pass: RGB pixels in, probabilities out, with ONNX Runtime (default) or TensorFlow.
+"""The one forward pass: RGB pixels in, probabilities out, with ONNX Runtime (default), ONNX Runtime's int8
+network with the float one as its fallback (core/cascade.py), or TensorFlow.
 
 The service, `train.py evaluate` and `train.py predict` all classify through `open_classifier` and
 `classify_pixels`, so one photo gets one answer everywhere. A model holds model.onnx, exported from its
@@ -15,11 +16,12 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from kitchenware.core.card import KERAS_FILE, ONNX_FILE
+from kitchenware.core.card import INT8_FILE, KERAS_FILE, ONNX_FILE
 from kitchenware.core.decision import Answers, DecisionRule
 from kitchenware.core.preprocessing import prepare
 
-RUNTIMES = ("onnx", "tensorflow")
+CASCADE = "onnx-int8-cascade"
+RUNTIMES = ("onnx", CASCADE, "tensorflow")
 # Photos per forward pass: larger batches are no faster on a CPU here, and ONNX Runtime keeps the memory of
 # the largest batch it has seen (~45 MB per photo at 299x299).
 FORWARD_BATCH = 8
@@ -28,12 +30,13 @@ DECODE_CHUNK = 64  # photos decoded, then classified, at a time by classify_file
 
 class Forward(NamedTuple):
     """What one pass through the network gives: the probabilities, the backbone's pooled features (for the
-    "unknown" score) when the model has a backbone, and the class activation maps when asked for and the model
-    has them (core/explain.py)."""
+    "unknown" score) when the model has a backbone, the class activation maps when asked for and the model
+    has them (core/explain.py), and with the int8 cascade which photos the float network answered."""
 
     probabilities: np.ndarray  # (n, classes) float32
     features: np.ndarray | None  # (n, features) float32
     class_maps: np.ndarray | None = None  # (n, grid, grid, classes) float32 logits per cell
+    float_answered: np.ndarray | None = None  # (n,) bool, onnx-int8-cascade only
 
 
 class Classifier(Protocol):
@@ -92,11 +95,20 @@ class TensorFlowClassifier:
         return Forward(outputs["probabilities"].numpy(), outputs["features"].numpy(), maps)
 
 
-def open_classifier(model_dir: Path, runtime: str, threads: int, input_size: int) -> Classifier:
-    """The classifier for a stored model's folder, warmed up so the first request does not pay for tracing."""
+def open_classifier(
+    model_dir: Path,
+    runtime: str,
+    threads: int,
+    input_size: int,
+    rule: DecisionRule | None = None,
+    int8: dict | None = None,
+) -> Classifier:
+    """The classifier for a stored model's folder, warmed up so the first request does not pay for tracing.
+
+    The cascade needs the decision rule in force and the card's `int8` section (its band)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
-    if runtime == "onnx":
+    if runtime in ("onnx", CASCADE):
         onnx_file = Path(model_dir) / ONNX_FILE
         if not onnx_file.is_file():
             raise FileNotFoundError(
@@ -104,7 +116,19 @@ def open_classifier(model_dir: Path, runtime: str, threads: int, input_size: int
                 "in its model card); import its exported folder again with `python build_bento_from_saved_model.py "
                 "--model DIR`, or serve it with KITCHENWARE_RUNTIME=tensorflow"
             )
+    if runtime == "onnx":
         classifier = OnnxClassifier(onnx_file, threads)
+    elif runtime == CASCADE:
+        from kitchenware.core.cascade import Band, CascadeClassifier  # it builds on this module's OnnxClassifier
+
+        int8_file = Path(model_dir) / INT8_FILE
+        if not int8_file.is_file() or not (int8 or {}).get("band") or rule is None:
+            raise FileNotFoundError(
+                f"{int8_file} and its band in the model card are needed by the {CASCADE} runtime: make them with "
+                "`python train.py quantize --model DIR ...` and import the folder again, or serve the model with "
+                "KITCHENWARE_RUNTIME=onnx"
+            )
+        classifier = CascadeClassifier(int8_file, onnx_file, rule, Band.from_card(int8), threads)
     else:
         import keras
 
@@ -116,7 +140,8 @@ def open_classifier(model_dir: Path, runtime: str, threads: int, input_size: int
                 "to get its Keras file"
             )
         classifier = TensorFlowClassifier(keras.models.load_model(keras_file), threads)
-    classifier.forward(np.zeros((1, input_size, input_size, 3), np.uint8))
+    blank = np.zeros((1, input_size, input_size, 3), np.uint8)
+    classifier.warm_up(blank) if runtime == CASCADE else classifier.forward(blank)
     return classifier
 
 

@@ -4,6 +4,7 @@ decision and label, and the distribution of confidence. Served at /metrics with 
 from __future__ import annotations
 
 import bentoml
+import numpy as np
 
 from kitchenware.core.decision import Answers
 
@@ -22,13 +23,20 @@ FEEDBACK = bentoml.metrics.Counter(
     documentation="Categories sellers chose, by the chosen label and whether the model's answer agreed (live accuracy)",
     labelnames=["chosen", "agrees"],
 )
+FLOAT_FALLBACKS = bentoml.metrics.Counter(
+    name="kitchenware_float_fallbacks",
+    documentation="Photos the int8 network left to the float network (KITCHENWARE_RUNTIME=onnx-int8-cascade): "
+    "its answer was inside the band where the two networks could disagree",
+)
 STORAGE_FAILURES = bentoml.metrics.Counter(
     name="kitchenware_feedback_storage_failures",
     documentation="Classified photos that could not be stored (database or disk trouble); answered anyway",
 )
 
 
-def count(answers: Answers, class_names: list[str]) -> None:
+def count(answers: Answers, class_names: list[str], float_answered: np.ndarray | None = None) -> None:
     for decision, label, confidence in zip(answers.decisions, answers.labels, answers.confidences):
         ANSWERS.labels(decision=decision, label=class_names[label]).inc()
         CONFIDENCE.observe(float(confidence))
+    if float_answered is not None and float_answered.any():
+        FLOAT_FALLBACKS.inc(int(float_answered.sum()))

@@ -95,6 +95,11 @@ def model_info(card: ModelCard, tag: str, runtime: str, rule: DecisionRule) -> d
             ),
             "validation": card.calibration,
         },
+        "int8": {
+            key: card.int8.get(key) for key in ("band", "band_safety_factor", "band_chosen_on", "validation_accuracy")
+        }
+        if card.int8
+        else None,
         "created": card.created,
         "command": card.command,
     }

@@ -35,7 +35,7 @@ class ServiceSettings:
     max_upload_bytes: int  # KITCHENWARE_MAX_UPLOAD_MB
     max_pixels: int  # KITCHENWARE_MAX_PIXELS
     max_batch_images: int  # KITCHENWARE_MAX_BATCH_IMAGES
-    runtime: str  # KITCHENWARE_RUNTIME: onnx (default) or tensorflow
+    runtime: str  # KITCHENWARE_RUNTIME: onnx (default), onnx-int8-cascade or tensorflow
     workers: int  # KITCHENWARE_WORKERS
     threads: int  # KITCHENWARE_THREADS: threads per worker for the forward pass
     min_confidence: float | None  # KITCHENWARE_MIN_CONFIDENCE: "unsure" below it (default: the model's own)

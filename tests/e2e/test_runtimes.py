@@ -41,7 +41,7 @@ def test_onnx_and_tensorflow_agree_on_every_shared_photo(real_xception_in_store:
 
 
 def test_unknown_runtime_is_named(tmp_path: Path):
-    with pytest.raises(ValueError, match="unknown runtime 'torch': choose one of onnx, tensorflow"):
+    with pytest.raises(ValueError, match="unknown runtime 'torch': choose one of onnx, onnx-int8-cascade, tensorflow"):
         open_classifier(tmp_path, "torch", threads=1, input_size=32)
 
 

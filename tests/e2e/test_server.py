@@ -7,8 +7,19 @@ import sys
 from pathlib import Path
 
 import httpx
-from sample_data import NOT_KITCHENWARE, REAL_PHOTOS, needs_real_data, needs_shipped_model_and_photos, run
+import pytest
+from sample_data import (
+    NOT_KITCHENWARE,
+    REAL_PHOTOS,
+    ROOT,
+    SHIPPED_MODEL,
+    needs_real_data,
+    needs_shipped_model_and_photos,
+    run,
+)
 from server import serving
+
+from kitchenware.core.inference import CASCADE
 
 
 def first_photo_of(label: str) -> Path:
@@ -182,3 +193,42 @@ def test_bentos_install_only_their_runtime(shipped_model_in_store: str):
     assert "onnxruntime" not in locked_packages(tensorflow_tag)
     bento = run(str(Path(sys.executable).with_name("bentoml")), "get", tensorflow_tag)
     assert "name: KITCHENWARE_RUNTIME\n  value: tensorflow" in bento  # set in its container
+
+
+@needs_shipped_model_and_photos
+@pytest.mark.skipif(
+    not (SHIPPED_MODEL / "model-int8.onnx").is_file(), reason="models/ has no model-int8.onnx (`train.py quantize`)"
+)
+def test_the_int8_cascade_gives_the_float_networks_answers_and_counts_its_fallbacks(
+    shipped_model_in_store: str, tmp_path: Path
+):
+    with open(SHIPPED_MODEL / "split.csv", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row["source"] == "kitchenware-photos"]
+    validation = [ROOT / row["path"] for row in rows if row["subset"] == "validation"][:12]
+    never_seen = [ROOT / row["path"] for row in rows if row["subset"] == "train"][1::2][:12]  # not calibrated on
+    others = sorted(NOT_KITCHENWARE.glob("*.jpg"))[1::2][:6]
+    photos = validation + never_seen + others
+    with (
+        serving("service:KitchenwareClassifier", tmp_path / "f.log", KITCHENWARE_RUNTIME="onnx") as (exact, _),
+        serving("service:KitchenwareClassifier", tmp_path / "c.log", KITCHENWARE_RUNTIME=CASCADE) as (cascade, _),
+    ):
+        for photo in photos:
+            truth, found = classify(exact, photo), classify(cascade, photo)
+            assert (found["label"], found["decision"]) == (truth["label"], truth["decision"]), photo.name
+            assert found["confidence"] == pytest.approx(truth["confidence"], abs=0.35)
+        fallbacks = counted(cascade, "kitchenware_float_fallbacks_total")
+        assert 0 < fallbacks < len(photos)  # the float network ran on some photos, not all
+        assert counted(exact, "kitchenware_float_fallbacks_total") == 0
+        upload = {"image": (photos[0].name, photos[0].read_bytes(), "image/jpeg")}
+        grids = [
+            httpx.post(f"{url}/explain", files=upload, data={"grid": "true"}, timeout=60).json()
+            for url in (exact, cascade)
+        ]
+        assert grids[0] == grids[1]  # /explain runs the float network
+        info = httpx.post(f"{cascade}/model_info", timeout=10).json()
+        assert info["runtime"] == CASCADE and set(info["int8"]["band"]) >= {"margin", "ood_low", "ood_high"}
+
+
+def counted(url: str, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)$", httpx.get(f"{url}/metrics", timeout=10).text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0

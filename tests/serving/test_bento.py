@@ -47,7 +47,14 @@ def test_the_onnx_bento_installs_the_serving_set():
     assert pins(bento_config("onnx")["python"]["packages"]) == {k: v for k, v in serving.items() if k != "bentoml"}
 
 
-@pytest.mark.parametrize("runtime", ["onnx", "tensorflow"])
+def test_the_cascade_bento_installs_the_onnx_one_and_selects_its_runtime():
+    config = bento_config("onnx-int8-cascade")
+    assert config["python"]["packages"] == bento_config("onnx")["python"]["packages"]
+    assert {"name": "KITCHENWARE_RUNTIME", "value": "onnx-int8-cascade"} in config["envs"]
+    assert not any(env["name"] == "KITCHENWARE_RUNTIME" for env in bento_config("onnx").get("envs", []))
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "onnx-int8-cascade", "tensorflow"])
 def test_bento_versions_are_the_tested_ones(runtime: str):
     tested = pins((ROOT / "requirements-serve.txt").read_text().splitlines())
     tested |= pins((ROOT / "requirements-train.txt").read_text().splitlines())
