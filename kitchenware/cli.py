@@ -203,6 +203,34 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("folder", type=Path, help="where to write <class>/<photo id>.<format>")
         _add_verbose(command)
 
+    quantize = commands.add_parser(
+        "quantize",
+        help="write an exported model's int8 network (model-int8.onnx) and its cascade band into the folder",
+        formatter_class=HelpFormatter,
+    )
+    quantize.add_argument("--model", type=Path, required=True, help="an exported model folder (e.g. models)")
+    quantize.add_argument(
+        "--data",
+        type=str,
+        action="append",
+        required=True,
+        help="the model's labelled photos, in either training layout; repeatable (the sources it was trained on)",
+    )
+    quantize.add_argument("--ood", type=Path, help="photos of other things: half calibrate, half are held out")
+    quantize.add_argument(
+        "--split",
+        type=Path,
+        metavar="SPLIT_CSV",
+        help="the training run's split.csv: the band is chosen on its validation photos (default: MODEL/split.csv)",
+    )
+    quantize.add_argument(
+        "--calibration-photos",
+        type=int,
+        help="calibrate on this many photos, evenly spread (default: every other training and --ood photo)",
+    )
+    quantize.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-quantize)")
+    _add_verbose(quantize)
+
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a stored or exported model on labelled photos", formatter_class=HelpFormatter
     )
@@ -360,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             "check": check_command,
             "evaluate": evaluate_command,
             "predict": predict_command,
+            "quantize": quantize_command,
             "feedback": feedback_command,
         }
         with _engine(args):
@@ -521,8 +550,8 @@ def _open(args: argparse.Namespace):
 
         gpu_count(args.verbose)
     model = store.find(args.model)
-    classifier = open_classifier(model.path, args.runtime, threads=0, input_size=model.card.input_size)
     rule = DecisionRule.for_model(model.card, model.path, args.min_confidence, args.ood_threshold)
+    classifier = open_classifier(model.path, args.runtime, 0, model.card.input_size, rule, model.card.int8)
     return model, classifier, rule
 
 
@@ -650,3 +679,46 @@ def predict_on_ray(args: argparse.Namespace) -> None:
         + ", ".join(f"{process} {megabytes:.0f} MB" for process, (megabytes, _) in job.actor_usage.items())
         + f"; CPU {job.cpu_seconds_per_photo * 1000:.0f} core-ms a photo"
     )
+
+
+def _validation_photos(split_csv: Path) -> set[tuple[str, str]]:
+    with open(split_csv, newline="") as file:
+        return {(row["source"], row["Id"]) for row in csv.DictReader(file) if row["subset"] == "validation"}
+
+
+def quantize_command(args: argparse.Namespace) -> None:
+    from kitchenware.core.card import INT8_FILE
+    from kitchenware.core.photos import Sample
+    from kitchenware.training.quantize import quantize_model
+    from kitchenware.training.sources import find_sources
+
+    split_csv = args.split or args.model / "split.csv"
+    if not split_csv.is_file():
+        raise FileNotFoundError(
+            f"{split_csv} not found: pass --split with the training run's split.csv (the band is chosen on its "
+            "validation photos)"
+        )
+    validation = _validation_photos(split_csv)
+    labelled, _ = drop_unreadable(find_sources(*args.data).samples)
+    missing = validation - {(sample.source, sample.id) for sample in labelled}
+    if missing:
+        raise DataError(
+            f"{len(missing)} validation photos of {split_csv} are not in {', '.join(args.data)} "
+            f"(first: {sorted(missing)[0]}): pass the --data folders the model was trained on"
+        )
+    others = []
+    if args.ood:
+        found, _ = drop_unreadable(unlabelled_images(args.ood))
+        others = [Sample(sample.id, sample.path, "", args.ood.resolve().name) for sample in found]
+    out = args.out or _timestamped("-quantize")
+    card = quantize_model(args.model, labelled, validation, others, out, args.calibration_photos, args.command_line)
+    int8 = card.int8
+    print(f"{args.model / INT8_FILE}: band {int8['band']} (safety factor {int8['band_safety_factor']})")
+    print(f"validation accuracy: {int8['validation_accuracy']}")
+    for name, row in int8["figures"].items():
+        print(
+            f"  {name}: {row['photos']} photos, float network on {row['fallback']:.1%}, final answer = float's on "
+            f"{row['final_agreement']:.2%} ({row['final_disagreements']} differ); "
+            f"int8 alone {row['int8_alone_agreement']:.2%}"
+        )
+    print(f"per-layer errors in {out / 'layer_errors.csv'}; the card's int8 section in {out / 'int8.json'}")

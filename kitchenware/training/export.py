@@ -14,6 +14,7 @@ import numpy as np
 from kitchenware import store
 from kitchenware.core.card import CARD_MARKDOWN, KERAS_FILE, MODEL_FILES, ONNX_FILE, OOD_REFERENCE_FILE, ModelCard
 from kitchenware.training.decisions import UNKNOWN_ACCEPT, UNSURE_TARGET, FittedRule
+from kitchenware.training.model_card import card_markdown
 
 if TYPE_CHECKING:
     from kitchenware.core.photos import Sample
@@ -178,81 +179,3 @@ def save_to_store(
         card = export_folder(model, card, folder, reference)
         files = {name: folder / name for name in MODEL_FILES if (folder / name).is_file()}
         return store.save(card, files, labels)
-
-
-def card_markdown(card: ModelCard) -> str:
-    names = list(card.class_names)
-    weights = card.weights + (f" (file SHA-256 {card.weights_sha256[:16]}…)" if card.weights_sha256 else "")
-    lines = [
-        f"# Model card: {card.name}",
-        "",
-        f"- architecture: {card.architecture} at {card.input_size}x{card.input_size} "
-        f"(input: RGB pixels 0-255; scaling is inside the model)",
-        f"- backbone weights: {weights}",
-        f"- classes (output order): {', '.join(names)}",
-        f"- files: {ONNX_FILE} (served with ONNX Runtime), {KERAS_FILE} (training, TensorFlow runtime)",
-    ]
-    if card.command:
-        lines.append(f"- trained with: `{card.command}`")
-    dataset, metrics = card.dataset, card.validation
-    if dataset:
-        lines.append(
-            f"- data: {dataset['images']} images ({dataset['layout']} layout), "
-            f"fingerprint `{dataset['fingerprint'][:16]}`, skipped unreadable: {dataset['skipped']}; "
-            f"{dataset.get('split', 'stratified')} split"
-            + (
-                f" ({dataset['near_duplicate_groups']['groups']} near-duplicate groups of "
-                f"{dataset['near_duplicate_groups']['photos_in_groups']} photos kept on one side)"
-                if dataset.get("near_duplicate_groups")
-                else ""
-            )
-        )
-        for source in dataset.get("sources", []):
-            counts = ", ".join(f"{name} {count}" for name, count in source["counts"].items())
-            lines.append(f"  - {source['name']} ({source['layout']}): {counts}")
-    if card.cross_validation:
-        cv = card.cross_validation
-        recalls = ", ".join(f"{name} {value}" for name, value in cv["recall_pooled"].items())
-        lines.append(
-            f"- grouped {cv['folds']}-fold cross-validation of this setting: accuracy {cv['accuracy_mean']} "
-            f"± {cv['accuracy_std']} (pooled {cv['accuracy_pooled']}); recall per class (pooled): {recalls}"
-        )
-    if card.min_confidence is not None:
-        figures = card.calibration
-        unknown = (
-            f"'unknown' above a distance of {card.ood['threshold']:.4f} to the nearest training photo's features "
-            f"(accepts {card.ood['accept']:.0%} of the validation photos)"
-            if card.ood
-            else "no 'unknown' (no backbone features)"
-        )
-        lines += [
-            f"- decisions: temperature {card.temperature:.4f} and 'unsure' under a calibrated confidence of "
-            f"{card.min_confidence:.4f}, fit on {figures.get('temperature_and_unsure_fit_on', 'the validation split')};"
-            " "
-            f"{unknown}, fit on {figures.get('fit_on', 'held-out photos')}",
-            f"  - on the validation split: ECE {figures.get('ece_before')} -> {figures.get('ece_after')}; "
-            f"{figures.get('confident_share', 0):.1%} answered 'confident', with accuracy "
-            f"{figures.get('confident_accuracy')}; {figures.get('unknown_share', 0):.1%} 'unknown'",
-        ]
-    if metrics:
-        lines += [
-            f"- validation: accuracy {metrics['accuracy']}, loss {metrics['loss']} on {metrics['images']} images",
-            "",
-            "| class | training images | validation images | precision | recall | F1 |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in metrics["per_class"]:
-            trained_on = dataset.get("train_counts", {}).get(row["class"], "")
-            cells = [row["class"], trained_on, row["support"], row["precision"], row["recall"], row["f1"]]
-            lines.append("| " + " | ".join(map(str, cells)) + " |")
-        lines += [
-            "",
-            "Confusion matrix on the validation split (rows: true class, columns: predicted):",
-            "",
-            "| true \\ predicted | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
-        ]
-        lines += [
-            f"| {name} | " + " | ".join(map(str, row)) + " |" for name, row in zip(names, metrics["confusion_matrix"])
-        ]
-    return "\n".join(lines) + "\n"

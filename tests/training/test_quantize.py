@@ -1,0 +1,187 @@
+"""`train.py quantize`: the int8 network of an exported model, its band, and the cascade that serves them.
+
+On a real (small, random-weight) Xception exported to ONNX, as training exports it, and on a small Xception
+trained by the CLI on generated photos."""
+
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from sample_data import photo
+
+from kitchenware import store
+from kitchenware.cli import main
+from kitchenware.core.card import INT8_FILE, ModelCard
+from kitchenware.core.cascade import CascadeClassifier, edges
+from kitchenware.core.decision import DecisionRule, l2_normalise
+from kitchenware.core.inference import CASCADE, Forward, OnnxClassifier, open_classifier
+from kitchenware.training import quantize as q
+from kitchenware.training.architectures import build_xception
+from kitchenware.training.export import export_onnx, serving_model
+
+SIZE = 71
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory) -> Path:
+    """A small Xception's ONNX file as training exports it, made ready for the quantizer (no class maps)."""
+    folder = tmp_path_factory.mktemp("xception")
+    export_onnx(serving_model(build_xception(3, input_size=SIZE, weights="none").model), folder / "model.onnx")
+    return q.network_for_int8(folder / "model.onnx", folder / "network.onnx")
+
+
+@pytest.fixture(scope="module")
+def pixels() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (12, SIZE, SIZE, 3)).astype(np.uint8)
+
+
+def test_the_int8_network_answers_probabilities_and_features_only(network: Path):
+    outputs = [output.name for output in onnx.load(str(network)).graph.output]
+    assert sorted(outputs) == ["features", "probabilities"]
+
+
+def test_equalization_keeps_the_float_outputs_and_evens_the_channels_out(network: Path, pixels, tmp_path: Path):
+    equalized = tmp_path / "equalized.onnx"
+    rescaled = q.equalize(network, q.in_chunks(pixels, 4), equalized)
+    assert rescaled["groups"] >= 30  # every separable convolution's depthwise output, and more
+    before, after = OnnxClassifier(network, 1).forward(pixels), OnnxClassifier(equalized, 1).forward(pixels)
+    np.testing.assert_allclose(after.probabilities, before.probabilities, atol=1e-5)
+    np.testing.assert_allclose(after.features, before.features, rtol=1e-4, atol=1e-5)
+
+    depthwise = next(n.output[0] for n in onnx.load(str(network)).graph.node if "depthwise" in n.name)
+    spread = {}
+    for name, path in (("before", network), ("after", equalized)):
+        largest = q._channel_ranges(onnx.load(str(path)), [depthwise], q.in_chunks(pixels, 4))[depthwise]
+        largest = largest[largest > 0]
+        spread[name] = largest.max() / largest.min()
+    assert spread["after"] < spread["before"] / 2
+
+
+def test_calibrating_chunk_by_chunk_gives_the_ranges_of_one_pass(network: Path, pixels):
+    whole = q.calibrate(network, [pixels], "minmax")
+    chunked = q.calibrate(network, q.in_chunks(pixels, 3), "minmax")
+    assert whole.data.keys() == chunked.data.keys()
+    for name in whole.data:
+        np.testing.assert_array_equal(whole.data[name].range_value, chunked.data[name].range_value)
+
+
+def test_quantized_weights_are_int8_per_channel_and_the_residual_stream_stays_float(
+    network: Path, pixels, tmp_path: Path
+):
+    ranges = q.calibrate(network, q.in_chunks(pixels, 4), "percentile")
+    residual = q.residual_additions(network)
+    assert len(residual) == 12  # Xception's residual connections
+
+    def float_inputs_of_residual_additions(model: onnx.ModelProto) -> int:
+        rounded = {node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+        return sum(name not in rounded for node in model.graph.node if node.name in residual for name in node.input)
+
+    every_node = onnx.load(str(q.quantize(network, ranges, tmp_path / "all.onnx")))
+    int8 = onnx.load(str(q.quantize(network, ranges, tmp_path / INT8_FILE, residual)))
+    assert float_inputs_of_residual_additions(every_node) == 0
+    assert float_inputs_of_residual_additions(int8) >= 8  # the middle flow adds up in float
+    weights = {tensor.name: tensor for tensor in int8.graph.initializer}
+    dequantized = {node.output[0]: node for node in int8.graph.node if node.op_type == "DequantizeLinear"}
+    for conv in (node for node in int8.graph.node if node.op_type == "Conv"):
+        weight = dequantized[conv.input[1]]
+        assert numpy_helper.to_array(weights[weight.input[0]]).dtype == np.int8
+        assert numpy_helper.to_array(weights[weight.input[1]]).size == weights[weight.input[0]].dims[0]  # per channel
+    answered = OnnxClassifier(tmp_path / INT8_FILE, 1).forward(pixels)
+    assert answered.probabilities.shape == (12, 3) and np.isfinite(answered.features).all()
+
+
+def test_layer_errors_name_every_quantized_activation(network: Path, pixels, tmp_path: Path):
+    ranges = q.calibrate(network, q.in_chunks(pixels, 4), "minmax")
+    int8_file = q.quantize(network, ranges, tmp_path / INT8_FILE)
+    errors = q.layer_errors(network, int8_file, q.in_chunks(pixels[:2], 1))
+    rounded = {n.input[0] for n in onnx.load(str(int8_file)).graph.node if n.op_type == "QuantizeLinear"}
+    assert set(errors) == rounded - {"pixels"}
+    assert all(np.isfinite(row["local_db"]) and row["local_db"] > 0 for row in errors.values())
+    first = next(iter(errors.values()))
+    assert first["cumulative_db"] == pytest.approx(first["local_db"], abs=1e-6)  # nothing rounded before it
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+def forwards(seed: int, photos: int, noise: float) -> tuple[Forward, Forward, DecisionRule]:
+    """Float answers and "int8" ones with noise in their logits and features, and a rule to decide them."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2.0, (photos, 4))
+    features = rng.normal(0, 1, (photos, 16))
+    exact = Forward(softmax(logits).astype(np.float32), features.astype(np.float32))
+    quick = Forward(
+        softmax(logits + rng.normal(0, noise, logits.shape)).astype(np.float32),
+        (features + rng.normal(0, noise, features.shape)).astype(np.float32),
+    )
+    rule = DecisionRule(1.2, 0.7, 1.2, reference=l2_normalise(rng.normal(0, 1, (40, 16))))
+    return exact, quick, rule
+
+
+def test_the_chosen_band_gives_the_float_answer_on_every_photo_it_was_chosen_on():
+    exact, quick, rule = forwards(seed=1, photos=300, noise=0.3)
+    band, safety, cross_fitted = q.choose_band(rule, exact, quick)
+    figures = q.cascade_figures(rule, band, exact, quick)
+    assert figures["int8_alone_agreement"] < 0.9  # the noise changes many answers...
+    assert figures["final_agreement"] == 1.0 and figures["final_disagreements"] == 0  # ...the cascade none
+    assert figures["fallback"] < 1.0
+    assert safety >= 1.0 and cross_fitted >= 0.999
+
+
+def test_noisier_int8_answers_widen_the_band():
+    bands = []
+    for noise in (0.1, 0.4):
+        exact, quick, rule = forwards(seed=2, photos=300, noise=noise)
+        bands.append(q.choose_band(rule, exact, quick)[0])
+    assert bands[1].margin > bands[0].margin and bands[1].ood_high > bands[0].ood_high
+
+
+def others(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for n in range(count):
+        photo((128, 128 + 10 * n % 100, 20), seed=1000 + n).save(folder / f"far-thing-{n:03d}.jpg")
+    return folder
+
+
+def test_quantize_command_writes_the_int8_network_and_band_that_the_cascade_serves(
+    kaggle_photos: Path, tmp_path: Path, capsys
+):
+    from test_training import train_small_xception
+
+    export, run = tmp_path / "export", tmp_path / "run"
+    assert train_small_xception(kaggle_photos, "to_quantize", run, "--epochs", "2", "--export", str(export)) == 0
+    arguments = ["--model", str(export), "--data", str(kaggle_photos), "--split", str(run / "split.csv")]
+    ood = others(tmp_path / "other-things", 6)
+    assert main(["quantize", *arguments, "--ood", str(ood), "--out", str(tmp_path / "report")]) == 0
+
+    printed = capsys.readouterr().out
+    assert "float network on" in printed and "final answer = float's on 100.00%" in printed
+    card = ModelCard.read(export)
+    int8 = card.int8
+    assert (export / INT8_FILE).is_file() and int8["file"] == INT8_FILE
+    assert set(int8["band"]) == {"margin", "confidence_low", "confidence_high", "ood_low", "ood_high"}
+    assert int8["band"]["confidence_low"] <= 0 <= int8["band"]["confidence_high"]
+    assert int8["validation_accuracy"]["cascade"] == int8["validation_accuracy"]["float"]
+    assert int8["figures"]["kaggle, validation (band chosen here)"]["final_agreement"] == 1.0
+    assert int8["recipe"]["calibration_photos"] == {"kaggle": 12, "other-things": 3}  # half of the training side
+    assert len(int8["recipe"]["kept_float"]["residual additions"]) == 12
+    assert (tmp_path / "report" / "layer_errors.csv").stat().st_size > 0
+    assert "int8 network: model-int8.onnx" in (export / "model_card.md").read_text()
+
+    tag, imported = store.import_exported(export)
+    assert imported and INT8_FILE in {path.name for path in Path(bentoml.models.get(tag).path).iterdir()}
+    stored = store.find(tag)
+    rule = DecisionRule.for_model(stored.card, stored.path)
+    cascade = open_classifier(stored.path, CASCADE, 1, stored.card.input_size, rule, stored.card.int8)
+    assert isinstance(cascade, CascadeClassifier)
+    pixels = np.stack([photo((200, 40, 40), seed=n, size=(SIZE, SIZE)) for n in range(4)]).astype(np.uint8)
+    answered = cascade.forward(pixels)
+    exact = OnnxClassifier(Path(stored.path) / "model.onnx", 1).forward(pixels)
+    unclear = cascade.band.unclear(rule, edges(rule, OnnxClassifier(Path(stored.path) / INT8_FILE, 1).forward(pixels)))
+    np.testing.assert_array_equal(answered.float_answered, unclear)
+    np.testing.assert_array_equal(answered.probabilities[unclear], exact.probabilities[unclear])
