@@ -10,6 +10,11 @@
 3. Paired at 1 client: requests alternate between two targets (two servers, or two routes of one), so the
    drift of a shared, noisy machine hits both alike: /classify with feedback storage on against off, and
    /explain (the heat map as a PNG) against /classify on one server.
+4. The int8 cascade (KITCHENWARE_RUNTIME=onnx-int8-cascade) against the float network, both servers up at once:
+   p50 at 1 client with requests alternating, throughput at 16 clients in alternating bursts, errors, memory,
+   and how often the cascade ran the float network (its own /metrics counter), on the validation photos of each
+   photo set (photos the model never trained on, as a seller's are) and on the first photos of
+   kitchenware-photos that the tables above use.
 Prints the tables and the ratios, and writes benchmarks/RESULTS.md.
 """
 
@@ -17,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import datetime
 import multiprocessing
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -35,8 +42,8 @@ import numpy as np
 import psutil
 
 from kitchenware import store
-from kitchenware.core.card import DEFAULT_MODEL_NAME, ONNX_FILE, ModelCard
-from kitchenware.core.inference import Classifier, open_classifier
+from kitchenware.core.card import DEFAULT_MODEL_NAME, INT8_FILE, ONNX_FILE, ModelCard
+from kitchenware.core.inference import CASCADE, Classifier, OnnxClassifier, open_classifier
 from kitchenware.core.preprocessing import prepare
 from tests.helpers.server import serving
 
@@ -60,7 +67,7 @@ def layout(
 # The same network with a card stripped of the decision rule measures what the rule costs (calibration and the
 # nearest-neighbour search); the features output is the pooled layer the network computes anyway.
 LAYOUTS = [layout(1, 2), layout(1, 2, decisions=False), layout(1, 2, feedback=True), layout(2, 1)]
-RUNTIMES = ("onnx",)  # models/ ships model.onnx only; TensorFlow was measured against it before (README)
+RUNTIMES = ("onnx", "int8")  # models/ ships no model.keras; TensorFlow was measured against it before (README)
 CONCURRENCY = (1, 4, 16)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 XCEPTION_GFLOP = 16.7  # 8.4 G multiply-adds per 299x299 image
@@ -113,9 +120,13 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
 def raw_model(model_dir: str, runtime: str, input_size: int, photos: list[Path]) -> dict:
     """The forward pass alone: median seconds at batch 1, CPU time per image at batch 1, images/s by batch size.
 
-    Run in a fresh process for each runtime, so neither's threads or memory stay behind."""
+    Run in a fresh process for each runtime, so neither's threads or memory stay behind. "int8" is the int8
+    network alone (model-int8.onnx), what the cascade runs first."""
     pixels = np.stack([prepare(photo, input_size) for photo in photos[: max(BATCH_SIZES)]])
-    classifier = open_classifier(Path(model_dir), runtime, threads=os.cpu_count(), input_size=input_size)
+    if runtime == "int8":
+        classifier = OnnxClassifier(Path(model_dir) / INT8_FILE, threads=os.cpu_count())
+    else:
+        classifier = open_classifier(Path(model_dir), runtime, threads=os.cpu_count(), input_size=input_size)
     batch1_seconds, cpu_per_image = batch1(classifier, pixels)
     throughput = {}
     for size in BATCH_SIZES:
@@ -207,6 +218,108 @@ def server_processes(port: int) -> list[psutil.Process]:
     raise RuntimeError(f"no `bentoml serve` process on port {port}")
 
 
+def counter(url: str, name: str) -> float:
+    """The sum of a Prometheus counter over its labels, read from the server's /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return sum(float(value) for value in re.findall(rf"^{name}_total(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M))
+
+
+def validation_photos(split_csv: Path, source: str) -> list[Path]:
+    with open(split_csv, newline="") as file:
+        return [
+            ROOT / row["path"] if not Path(row["path"]).is_absolute() else Path(row["path"])
+            for row in csv.DictReader(file)
+            if row["subset"] == "validation" and row["source"] == source
+        ]
+
+
+def float_against_cascade(tag: str, photo_sets: dict[str, list[Path]], requests: int, bursts: int = 3) -> list[dict]:
+    """Both servers up at once; for each photo set: p50 at 1 client (requests alternating), then `bursts` rounds
+    of `requests` requests from 16 clients to one server then the other (throughput: all requests over all
+    their time), and the share of the cascade's photos the float network answered (its /metrics counter)."""
+    scratch = Path(tempfile.mkdtemp())
+    plain = {"KITCHENWARE_WORKERS": "1", "KITCHENWARE_THREADS": "2"}
+    rows = []
+    with (
+        serving(
+            "service:KitchenwareClassifier",
+            scratch / "f.log",
+            KITCHENWARE_MODEL=tag,
+            KITCHENWARE_RUNTIME="onnx",
+            **plain,
+        ) as (exact, cold_exact),
+        serving(
+            "service:KitchenwareClassifier",
+            scratch / "c.log",
+            KITCHENWARE_MODEL=tag,
+            KITCHENWARE_RUNTIME=CASCADE,
+            **plain,
+        ) as (cascade, cold_cascade),
+    ):
+        servers = {url: server_processes(int(url.rsplit(":", 1)[1])) for url in (exact, cascade)}
+        for name, photos in photo_sets.items():
+            answered, fell_back = (
+                counter(cascade, "kitchenware_answers"),
+                counter(cascade, "kitchenware_float_fallbacks"),
+            )
+            p50_exact, p50_cascade = alternating([f"{exact}/classify", f"{cascade}/classify"], photos, requests)
+            loads: dict[str, list[dict]] = {exact: [], cascade: []}
+            for _ in range(bursts):
+                for url in (exact, cascade):
+                    loads[url].append(load(url, photos, 16, requests, servers[url]))
+            throughput = {
+                url: bursts * requests / sum(requests / run["throughput"] for run in runs)
+                for url, runs in loads.items()
+            }
+            errors = {url: sum(len(run["errors"]) for run in runs) for url, runs in loads.items()}
+            cpu = {url: statistics.mean(run["cpu_per_request"] for run in runs) for url, runs in loads.items()}
+            fallback = (counter(cascade, "kitchenware_float_fallbacks") - fell_back) / (
+                counter(cascade, "kitchenware_answers") - answered
+            )
+            rows.append(
+                {
+                    "photos": name,
+                    "count": len(photos),
+                    "p50": (p50_exact, p50_cascade),
+                    "throughput": (throughput[exact], throughput[cascade]),
+                    "cpu": (cpu[exact], cpu[cascade]),
+                    "errors": (errors[exact], errors[cascade]),
+                    "fallback": fallback,
+                }
+            )
+        memory = {
+            url: sum(process.memory_full_info().uss for process in processes) / 1e6
+            for url, processes in servers.items()
+        }
+    for row in rows:
+        row["memory"] = (memory[exact], memory[cascade])
+        row["cold_start"] = (cold_exact, cold_cascade)
+    return rows
+
+
+def cascade_table(rows: list[dict], requests: int, bursts: int = 3) -> list[str]:
+    lines = [
+        f"Float network (`onnx`) against the int8 cascade (`{CASCADE}`), 1 worker x 2 threads each, both servers up "
+        f"at once: p50 at 1 client with {requests} requests to each, alternating; throughput at 16 clients over "
+        f"{bursts} alternating bursts of {requests} requests to each; float network share from the cascade's "
+        "/metrics (`kitchenware_float_fallbacks_total` / `kitchenware_answers_total`):",
+        "",
+        "| photos sent | p50 at 1 client, float / cascade (ms) | ratio | img/s at 16 clients, float / cascade | ratio "
+        "| server CPU at 16 clients (core-ms) | errors | float network ran on | memory, float / cascade (MB, USS) "
+        "| ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        (p50_f, p50_c), (tp_f, tp_c), (cpu_f, cpu_c) = row["p50"], row["throughput"], row["cpu"]
+        (mem_f, mem_c), (err_f, err_c) = row["memory"], row["errors"]
+        lines.append(
+            f"| {row['photos']} ({row['count']}) | {p50_f * 1000:.0f} / {p50_c * 1000:.0f} | {p50_c / p50_f:.2f} "
+            f"| {tp_f:.2f} / {tp_c:.2f} | {tp_c / tp_f:.2f} | {cpu_f * 1000:.0f} / {cpu_c * 1000:.0f} "
+            f"| {err_f} / {err_c} | {row['fallback']:.1%} | {mem_f:.0f} / {mem_c:.0f} | {mem_c / mem_f:.2f} |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=SHARED / "data" / "kitchenware-photos")
@@ -216,8 +329,9 @@ def main() -> None:
     tag = str(bento_model.tag)
     input_size = int(bento_model.info.metadata["input_size"])
     photos = sorted((args.photos / "images").glob("*.jpg"))[:64]
+    has_int8 = (Path(bento_model.path) / INT8_FILE).is_file()
     raw = {}
-    for runtime in RUNTIMES:
+    for runtime in RUNTIMES if has_int8 else RUNTIMES[:1]:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh_process:
             raw[runtime] = fresh_process.submit(raw_model, bento_model.path, runtime, input_size, photos).result()
     gflops = matmul_gflops()
@@ -244,6 +358,15 @@ def main() -> None:
     storage_off, storage_on = paired_servers(tag, plain, storing, photos, args.requests)
     same_a, same_b = paired_servers(tag, plain, plain, photos, args.requests)
     classify_p50, explain_p50 = paired_routes(tag, plain, ["/classify", "/explain"], photos, args.requests)
+    cascade_rows = []
+    if has_int8:
+        split_csv = ROOT / "models" / "split.csv"
+        photo_sets = {
+            "kitchenware-photos, validation": validation_photos(split_csv, "kitchenware-photos"),
+            "kitchenware-photos-more, validation": validation_photos(split_csv, "kitchenware-photos-more"),
+            "kitchenware-photos, the first 64 (as above; 80% training photos)": photos,
+        }
+        cascade_rows = float_against_cascade(tag, photo_sets, args.requests)
     floor_ms = XCEPTION_GFLOP / gflops * 1000
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
@@ -305,6 +428,8 @@ def main() -> None:
         f"| /explain (heat map PNG) / /classify (one server) | {explain_p50 * 1000:.1f} | {classify_p50 * 1000:.1f} "
         f"| {explain_p50 / classify_p50:.3f} |",
     ]
+    if cascade_rows:
+        lines += ["", *cascade_table(cascade_rows, args.requests)]
     report = "\n".join(lines) + "\n"
     print(report)
     (ROOT / "benchmarks" / "RESULTS.md").write_text("# Serving benchmark: latest run\n\n" + report)
