@@ -20,7 +20,7 @@ def train_py(*arguments: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("command", ["train", "check", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["train", "check", "evaluate", "predict", "quantize"])
 def test_help_of_every_command_is_right(command: str):
     result = train_py(command, "--help")
     assert result.returncode == 0 and result.stderr == ""
@@ -33,13 +33,15 @@ def test_help_of_every_command_is_right(command: str):
             assert group in text
         assert "(default: 150 scratch, 299 xception)" in text and "(default: 0.001)" in text
     elif command in ("evaluate", "predict"):
-        assert "--runtime {onnx,tensorflow}" in text and "(default: onnx)" in text
+        assert "--runtime {onnx,onnx-int8-cascade,tensorflow}" in text and "(default: onnx)" in text
+    elif command == "quantize":
+        assert "--model MODEL" in text and "--ood OOD" in text and "(default: MODEL/split.csv)" in text
 
 
 def test_top_level_help_lists_the_commands():
     result = train_py("--help")
     assert result.returncode == 0
-    assert all(command in result.stdout for command in ("train", "check", "evaluate", "predict"))
+    assert all(command in result.stdout for command in ("train", "check", "evaluate", "predict", "quantize"))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The real thing over HTTP: `bentoml serve` with the shipped model, then the bento built from it."""
 
 import csv
+import os
 import re
 import shutil
 import sys
@@ -208,9 +209,15 @@ def test_the_int8_cascade_gives_the_float_networks_answers_and_counts_its_fallba
     never_seen = [ROOT / row["path"] for row in rows if row["subset"] == "train"][1::2][:12]  # not calibrated on
     others = sorted(NOT_KITCHENWARE.glob("*.jpg"))[1::2][:6]
     photos = validation + never_seen + others
+    # Each server its own BentoML home (the same models): servers of one home share their /metrics files.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(Path(os.environ["BENTOML_HOME"]) / "models")
     with (
         serving("service:KitchenwareClassifier", tmp_path / "f.log", KITCHENWARE_RUNTIME="onnx") as (exact, _),
-        serving("service:KitchenwareClassifier", tmp_path / "c.log", KITCHENWARE_RUNTIME=CASCADE) as (cascade, _),
+        serving(
+            "service:KitchenwareClassifier", tmp_path / "c.log", KITCHENWARE_RUNTIME=CASCADE, BENTOML_HOME=str(home)
+        ) as (cascade, _),
     ):
         for photo in photos:
             truth, found = classify(exact, photo), classify(cascade, photo)
