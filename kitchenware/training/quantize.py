@@ -318,6 +318,20 @@ def residual_additions(network: Path) -> list[str]:
     return [node.name for node in graph.node if node.op_type == "Add" and not constants & set(node.input)]
 
 
+def stream_readers(network: Path) -> list[str]:
+    """The convolutions that read a residual addition's output directly (Xception's 1x1 shortcut convolutions
+    of the entry and exit flows): quantizing them would round the residual stream where they read it."""
+    graph = onnx.load(str(network), load_external_data=False).graph
+    additions = {node.output[0] for node in graph.node if node.name in set(residual_additions(network))}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "Conv"
+        and node.input[0] in additions
+        and next((a.i for a in node.attribute if a.name == "group"), 1) == 1  # not a depthwise convolution
+    ]
+
+
 # ---- choosing the band, and measuring the cascade ---------------------------------------------------------------
 
 
@@ -488,8 +502,8 @@ def quantize_model(
         rescaled = equalize(network, _decoded(_spread(calibration, EQUALIZE_PHOTOS), size), equalized, ALPHA)
         log.info("equalized %d groups of channels; calibrating (percentile %s)", rescaled["groups"], PERCENTILE)
         ranges = calibrate(equalized, _decoded(calibration, size), "percentile", PERCENTILE)
-        excluded = residual_additions(equalized)
-        quantize(equalized, ranges, work / INT8_FILE, excluded)
+        additions, shortcuts = residual_additions(equalized), stream_readers(equalized)
+        quantize(equalized, ranges, work / INT8_FILE, additions + shortcuts)
         log.info("quantized; per-layer error against the float network on %d photos", ERROR_PHOTOS)
         errors = layer_errors(equalized, work / INT8_FILE, _decoded(_spread(checking + others, ERROR_PHOTOS), size))
         shutil.copyfile(work / INT8_FILE, folder / INT8_FILE)
@@ -553,7 +567,11 @@ def quantize_model(
                 "equalization": f"cross-layer, alpha {ALPHA}, on {min(EQUALIZE_PHOTOS, len(calibration))} photos",
                 "calibration": f"percentile {PERCENTILE}, {len(calibration)} photos in chunks of {CHUNK}",
                 "calibration_photos": _counts(calibration),
-                "kept_float": {"residual additions": excluded, "head": "global pooling, dense layer, softmax"},
+                "kept_float": {
+                    "residual additions": additions,
+                    "shortcut convolutions": shortcuts,
+                    "head": "global pooling, dense layer, softmax",
+                },
             },
             "band": band.to_dict(),
             "band_safety_factor": safety,

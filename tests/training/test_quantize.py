@@ -74,18 +74,23 @@ def test_quantized_weights_are_int8_per_channel_and_the_residual_stream_stays_fl
     ranges = q.calibrate(network, q.in_chunks(pixels, 4), "percentile")
     residual = q.residual_additions(network)
     assert len(residual) == 12  # Xception's residual connections
+    shortcuts = q.stream_readers(network)
+    assert len(shortcuts) == 3  # the 1x1 convolutions of the entry and exit flows that read the stream
 
     def float_inputs_of_residual_additions(model: onnx.ModelProto) -> int:
         rounded = {node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
         return sum(name not in rounded for node in model.graph.node if node.name in residual for name in node.input)
 
     every_node = onnx.load(str(q.quantize(network, ranges, tmp_path / "all.onnx")))
-    int8 = onnx.load(str(q.quantize(network, ranges, tmp_path / INT8_FILE, residual)))
+    int8 = onnx.load(str(q.quantize(network, ranges, tmp_path / INT8_FILE, residual + shortcuts)))
     assert float_inputs_of_residual_additions(every_node) == 0
     assert float_inputs_of_residual_additions(int8) >= 8  # the middle flow adds up in float
     weights = {tensor.name: tensor for tensor in int8.graph.initializer}
     dequantized = {node.output[0]: node for node in int8.graph.node if node.op_type == "DequantizeLinear"}
     for conv in (node for node in int8.graph.node if node.op_type == "Conv"):
+        if conv.name in shortcuts:  # float: its weights are not rounded
+            assert conv.input[1] not in dequantized
+            continue
         weight = dequantized[conv.input[1]]
         assert numpy_helper.to_array(weights[weight.input[0]]).dtype == np.int8
         assert numpy_helper.to_array(weights[weight.input[1]]).size == weights[weight.input[0]].dims[0]  # per channel
@@ -170,6 +175,7 @@ def test_quantize_command_writes_the_int8_network_and_band_that_the_cascade_serv
     assert int8["figures"]["kaggle, validation (band chosen here)"]["final_agreement"] == 1.0
     assert int8["recipe"]["calibration_photos"] == {"kaggle": 12, "other-things": 3}  # half of the training side
     assert len(int8["recipe"]["kept_float"]["residual additions"]) == 12
+    assert len(int8["recipe"]["kept_float"]["shortcut convolutions"]) == 3  # the 1x1 ones reading the stream
     assert (tmp_path / "report" / "layer_errors.csv").stat().st_size > 0
     assert "int8 network: model-int8.onnx" in (export / "model_card.md").read_text()
 
