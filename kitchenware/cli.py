@@ -163,13 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check labelled photos before training: unreadable, duplicates, near-duplicates, tiny, unbalanced",
         formatter_class=HelpFormatter,
     )
-    check.add_argument(
-        "--data",
-        type=str,
-        action="append",
-        required=True,
-        help="labelled photos, in either training layout; repeatable",
-    )
+    _add_labelled_photos(check, "labelled photos, in either training layout; repeatable")
     check.add_argument(
         "--weights",
         default=defaults.weights,
@@ -209,12 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     quantize.add_argument("--model", type=Path, required=True, help="an exported model folder (e.g. models)")
-    quantize.add_argument(
-        "--data",
-        type=str,
-        action="append",
-        required=True,
-        help="the model's labelled photos, in either training layout; repeatable (the sources it was trained on)",
+    _add_labelled_photos(
+        quantize, "the model's labelled photos, in either training layout; repeatable (the sources it was trained on)"
     )
     quantize.add_argument("--ood", type=Path, help="photos of other things: half calibrate, half are held out")
     quantize.add_argument(
@@ -235,13 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="evaluate a stored or exported model on labelled photos", formatter_class=HelpFormatter
     )
     _add_model_options(evaluate)
-    evaluate.add_argument(
-        "--data",
-        type=str,
-        action="append",
-        required=True,
-        help="labelled photos, in either training layout; repeatable",
-    )
+    _add_labelled_photos(evaluate, "labelled photos, in either training layout; repeatable")
     evaluate.add_argument("--ood", type=Path, help="a folder of photos of other things: how many are flagged")
     evaluate.add_argument(
         "--validation-of",
@@ -350,6 +334,10 @@ def _engine(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     from kitchenware.batch.cluster import connected
 
     return connected(args.address, args.verbose)
+
+
+def _add_labelled_photos(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--data", type=str, action="append", required=True, help=help)
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:
