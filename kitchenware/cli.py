@@ -38,6 +38,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kitchenware.training.augmentation import ROTATION_FILLS
     from kitchenware.training.config import INPUT_SIZES, TrainConfig
 
     parser = argparse.ArgumentParser(
@@ -113,6 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=defaults.augment_views,
         help="with cached features: also train on this many augmented views (crop, flip, colour) of each photo",
+    )
+    fit.add_argument(
+        "--augment-min-area",
+        type=float,
+        default=defaults.augment_min_area,
+        help="the augmented views' random crops keep between this share of the photo's area and all of it",
+    )
+    fit.add_argument(
+        "--augment-rotation",
+        type=float,
+        default=defaults.augment_rotation,
+        metavar="DEGREES",
+        help="the augmented views first turn the photo by a random angle up to this, either way; 0: not turned",
+    )
+    fit.add_argument(
+        "--augment-fill",
+        choices=list(ROTATION_FILLS),
+        default=defaults.augment_fill,
+        help="the turned photo's corners: crop (keep the largest rectangle inside) or reflect (mirror the photo)",
     )
     fit.add_argument(
         "--no-cache-features",

@@ -23,6 +23,7 @@ from kitchenware.batch.usage import ActorUsage, report_usage
 from kitchenware.core.photos import Sample
 
 if TYPE_CHECKING:
+    from kitchenware.training.augmentation import ViewRecipe
     from kitchenware.training.config import TrainConfig
     from kitchenware.training.trainer import Extractor
 
@@ -37,6 +38,7 @@ class BackboneFeatures:
         config: TrainConfig,
         weights_file: list[ray.ObjectRef] | None,
         view: int,
+        recipe: ViewRecipe | None,
         threads: int,
         verbose: bool,
         ledger: ray.actor.ActorHandle,
@@ -58,7 +60,7 @@ class BackboneFeatures:
                 config = dataclasses.replace(config, weights=str(path))
             self.cache = FeatureCache(config)
             _ = self.cache.backbone  # built, and its weights read, before the file goes
-        self.view = view
+        self.view, self.recipe = view, recipe
         self.ledger = ledger
         report_usage(ledger)  # an actor that never gets a batch is counted too
 
@@ -67,7 +69,7 @@ class BackboneFeatures:
             Sample(photo_id, Path(path), label, source)
             for photo_id, path, label, source in zip(batch["Id"], batch["path"], batch["label"], batch["source"])
         ]
-        features = self.cache.compute(samples, self.view)
+        features = self.cache.compute(samples, self.view, self.recipe)
         report_usage(self.ledger)
         return {"row": batch["row"], "features": features}
 
@@ -78,7 +80,7 @@ def extract_on_ray(config: TrainConfig, actors: int | None, threads_per_actor: i
     weights = Path(config.weights)
     weights_file = [ray.put(weights.read_bytes())] if weights.is_file() else None
 
-    def extract(samples: list[Sample], view: int) -> np.ndarray:
+    def extract(samples: list[Sample], view: int, recipe: ViewRecipe | None) -> np.ndarray:
         pool = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // threads_per_actor))
         ledger = ActorUsage.remote()
         rows = ray.data.from_items(
@@ -97,6 +99,7 @@ def extract_on_ray(config: TrainConfig, actors: int | None, threads_per_actor: i
                 config=config,
                 weights_file=weights_file,
                 view=view,
+                recipe=recipe,
                 threads=threads_per_actor,
                 verbose=verbose,
                 ledger=ledger,

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kitchenware.core.card import DEFAULT_MODEL_NAME
+from kitchenware.training.augmentation import ViewRecipe
 
 INPUT_SIZES = {"scratch": 150, "xception": 299}
 
@@ -35,6 +36,9 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto (on with a GPU), on, off
     cache_features: bool = True  # head on cached backbone features when the backbone is frozen and no augmentation
     augment_views: int = 0  # with cached features: augmented views of each training photo, cached too
+    augment_min_area: float = 0.6  # the views' random crops keep U(this, 1) of the photo's area
+    augment_rotation: float = 0.0  # the views turn the photo by U(-this, this) degrees first; 0: not turned
+    augment_fill: str = "crop"  # the turned photo's corners: crop (largest rectangle inside) or reflect
     name: str = DEFAULT_MODEL_NAME
     labels: dict[str, str] = field(
         default_factory=lambda: {"owner": "kitchenware-classifier", "project": "kitchenware"}
@@ -48,6 +52,11 @@ class TrainConfig:
             raise ValueError(f"unknown architecture {self.arch!r}: choose one of {', '.join(INPUT_SIZES)}")
         if not self.input_size:
             object.__setattr__(self, "input_size", INPUT_SIZES[self.arch])
+        self.view_recipe()  # checks the augmented views' settings
+
+    def view_recipe(self) -> ViewRecipe:
+        """How the cached augmented views (`augment_views`) are drawn."""
+        return ViewRecipe(self.augment_min_area, self.augment_rotation, self.augment_fill)
 
     def weights_record(self) -> tuple[str, str | None]:
         """(what the backbone started from, the SHA-256 of its local file): a model card names no local path.

@@ -28,7 +28,7 @@ from kitchenware.core.preprocessing import load_image, prepare, resize
 from kitchenware.training import datasets, splits
 from kitchenware.training.accelerators import distribution_strategy, gpu_count, precision_policy
 from kitchenware.training.architectures import Network, build, unfreeze_top_blocks, xception_backbone
-from kitchenware.training.augmentation import augmented_view
+from kitchenware.training.augmentation import ViewRecipe, augmented_view
 from kitchenware.training.config import TrainConfig
 from kitchenware.training.evaluation import Report
 from kitchenware.training.health import HealthReport, check
@@ -44,18 +44,22 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     return {i: float(len(labels) / (num_classes * count)) for i, count in enumerate(counts) if count}
 
 
-Extractor = Callable[[list[Sample], int], np.ndarray]  # (photos, view) -> their features, one row each
+# (photos, view, how views 1.. are drawn) -> their features, one row each
+Extractor = Callable[[list[Sample], int, ViewRecipe | None], np.ndarray]
 
 
 class FeatureCache:
     """Backbone features of photos, each computed once per run: the near-duplicate groups of the split, every
     setting of a sweep and the decision rule all read them. View 0 is the photo; views 1.. are random augmented
-    views (crop, flip, colour), seeded per photo so that a run is reproducible."""
+    views (rotation, crop, flip, colour, drawn as a ViewRecipe says), seeded per photo and by the cache's own
+    config.seed, so that a run is reproducible; each recipe's views are kept apart, so the settings of a sweep or
+    a benchmark with different recipes share one cache. `seconds` says what each view took to extract."""
 
     def __init__(self, config: TrainConfig, extract: Extractor | None = None):
         self.config = config
         self._backbone: keras.Model | None = None
-        self._features: dict[tuple[Sample, int], np.ndarray] = {}
+        self.seconds: dict[tuple[int, ViewRecipe | None], float] = {}  # extraction time of each view, summed
+        self._features: dict[tuple[Sample, int, ViewRecipe | None], np.ndarray] = {}
         # Where the missing features are computed: this process (`compute`), or a batch engine's pool of workers
         # running `compute` on their share (kitchenware/batch/features.py).
         self._extract = extract or self.compute
@@ -67,22 +71,26 @@ class FeatureCache:
             self._backbone = xception_backbone(self.config.input_size, self.config.weights)
         return self._backbone
 
-    def of(self, samples: list[Sample], view: int = 0) -> np.ndarray:
-        """(len(samples), features) for one view of each photo."""
-        missing = [sample for sample in samples if (sample, view) not in self._features]
+    def of(self, samples: list[Sample], view: int = 0, recipe: ViewRecipe | None = None) -> np.ndarray:
+        """(len(samples), features) for one view of each photo; `recipe` (default: ViewRecipe()) draws views 1..."""
+        recipe = (recipe or ViewRecipe()) if view else None
+        missing = [sample for sample in samples if (sample, view, recipe) not in self._features]
         if missing:
-            log.info("extracting backbone features of %d photos (view %d, once)", len(missing), view)
-            self._features.update({(sample, view): row for sample, row in zip(missing, self._extract(missing, view))})
-        return np.stack([self._features[sample, view] for sample in samples])
+            started = time.perf_counter()
+            log.info("extracting backbone features of %d photos (view %d, %s, once)", len(missing), view, recipe)
+            features = self._extract(missing, view, recipe)
+            self._features.update({(sample, view, recipe): row for sample, row in zip(missing, features)})
+            self.seconds[view, recipe] = self.seconds.get((view, recipe), 0.0) + time.perf_counter() - started
+        return np.stack([self._features[sample, view, recipe] for sample in samples])
 
-    def compute(self, samples: list[Sample], view: int = 0) -> np.ndarray:
+    def compute(self, samples: list[Sample], view: int = 0, recipe: ViewRecipe | None = None) -> np.ndarray:
         """The backbone's features of one view of these photos, FEATURE_CHUNK decoded at a time; not kept."""
         size, features = self.config.input_size, []
         with ThreadPoolExecutor(4) as pool:
             for start in range(0, len(samples), FEATURE_CHUNK):
                 chunk = samples[start : start + FEATURE_CHUNK]
                 pixels = np.stack(
-                    list(pool.map(lambda sample: _view_pixels(sample, view, size, self.config.seed), chunk))
+                    list(pool.map(lambda sample: _view_pixels(sample, view, size, self.config.seed, recipe), chunk))
                 )
                 features.append(self.backbone.predict(pixels, batch_size=self.config.batch_size, verbose=0))
         return np.concatenate(features)
@@ -91,13 +99,18 @@ class FeatureCache:
 FEATURE_CHUNK = 256  # photos decoded at a time while extracting features: bounded memory on any data set
 
 
-def _view_pixels(sample: Sample, view: int, size: int, seed: int) -> np.ndarray:
+def _view_pixels(sample: Sample, view: int, size: int, seed: int, recipe: ViewRecipe | None = None) -> np.ndarray:
     if view == 0:
         return prepare(sample.path, size)
+    recipe = recipe or ViewRecipe()
     rng = np.random.default_rng(
         [seed, view, int.from_bytes(hashlib.sha256(f"{sample.source}/{sample.id}".encode()).digest()[:8])]
     )
-    return resize(augmented_view(load_image(sample.path, at_least=size), rng), size)
+    image = load_image(sample.path, at_least=size)
+    view_image = augmented_view(
+        image, rng, size, area=(recipe.min_area, 1.0), rotation=recipe.rotation, fill=recipe.fill
+    )
+    return resize(view_image, size)
 
 
 @dataclass
@@ -207,7 +220,8 @@ def train_model(config: TrainConfig, prepared: PreparedData, run_dir: Path) -> T
         if prepared.cache is not None and uses_cached_features(config):
             network.backbone.set_weights(prepared.cache.backbone.get_weights())  # the backbone of the features
             views = range(config.augment_views + 1)
-            train_features = np.concatenate([prepared.cache.of(prepared.train, view) for view in views])
+            recipe = config.view_recipe()
+            train_features = np.concatenate([prepared.cache.of(prepared.train, view, recipe) for view in views])
             trained_part = network.head
             train_inputs = _batches(train_features, np.tile(y_train, len(views)), config.batch_size, config.seed)
             val_inputs = _batches(prepared.cache.of(prepared.val), y_val, config.batch_size)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kitchenware.training.augmentation import augmented_view, largest_inside, rotate
+from kitchenware.training.augmentation import ViewRecipe, augmented_view, largest_inside, rotate
+from kitchenware.training.config import TrainConfig
 
 
 def pattern(width: int = 40, height: int = 20) -> Image.Image:
@@ -70,3 +71,28 @@ def test_views_are_reproducible_and_unchanged_without_rotation():
     after = np.random.default_rng(3)
     after.uniform(-90, 90)
     np.testing.assert_array_equal(view(3, rotation=90, fill="reflect"), pixels(augmented_view(turned, after, 32)))
+
+
+def test_view_recipe_checks_its_settings():
+    assert TrainConfig(data=".", augment_rotation=30, augment_min_area=0.3).view_recipe() == ViewRecipe(0.3, 30.0)
+    for bad in ({"augment_rotation": 200}, {"augment_min_area": 0}, {"augment_fill": "black"}):
+        with pytest.raises(ValueError):
+            TrainConfig(data=".", **bad)
+
+
+def test_the_feature_cache_keeps_each_recipes_views_apart(kaggle_photos):
+    from kitchenware.training.trainer import prepare_data
+
+    config = TrainConfig(data=kaggle_photos, weights="none", input_size=71, split="stratified")
+    prepared = prepare_data(config)
+    cache, samples = prepared.cache, prepared.photos.samples[:3]
+    plain = cache.of(samples, 1)
+    np.testing.assert_array_equal(plain, cache.of(samples, 1, ViewRecipe()))  # the default recipe, not drawn again
+    turned = cache.of(samples, 1, ViewRecipe(rotation=90, fill="reflect"))
+    assert not np.allclose(plain, turned)
+    assert not np.allclose(plain, cache.of(samples, 0))
+    assert {(view, recipe) for view, recipe in cache.seconds} == {
+        (0, None),
+        (1, ViewRecipe()),
+        (1, ViewRecipe(rotation=90, fill="reflect")),
+    }
