@@ -62,9 +62,12 @@ def card_markdown(card: ModelCard) -> str:
         ]
     if card.int8:
         int8 = card.int8
+        kept = ", ".join(
+            f"{len(value)} {name}" if isinstance(value, list) else value
+            for name, value in int8["recipe"]["kept_float"].items()
+        )
         lines.append(
-            f"- int8 network: {int8['file']} ({int8['recipe']['calibration']}; kept in float: "
-            f"{len(int8['recipe']['kept_float']['residual additions'])} residual additions and the head), served "
+            f"- int8 network: {int8['file']} ({int8['recipe']['calibration']}; kept in float: {kept}), served "
             f"with KITCHENWARE_RUNTIME=onnx-int8-cascade: the float network answers inside the band {int8['band']} "
             f"(safety factor {int8['band_safety_factor']}, chosen on {int8['band_chosen_on']})"
         )
