@@ -15,7 +15,7 @@ from pathlib import Path
 import bentoml
 import numpy as np
 from PIL import Image
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from kitchenware.core import explain
@@ -129,7 +129,8 @@ class KitchenwareClassifier:
         if grid:
             cells = np.round(explain.heat(class_map), 4).tolist()
             return JSONResponse({"label": names[chosen], "grid": cells})
-        return await asyncio.to_thread(explain.overlay, photo, class_map)
+        png = await asyncio.to_thread(lambda: explain.png(explain.overlay(photo, class_map)))
+        return Response(png, media_type="image/png")
 
     @bentoml.api
     async def feedback(self, photo_id: str, label: str, ctx: bentoml.Context) -> FeedbackSaved:

@@ -1,9 +1,11 @@
 """The heat map drawn over a photo: scaled between the weakest and strongest cell, stretched over the photo."""
 
+import io
+
 import numpy as np
 from PIL import Image
 
-from kitchenware.core.explain import COLOURS, LONGEST_SIDE, heat, overlay
+from kitchenware.core.explain import COLOURS, LONGEST_SIDE, heat, overlay, png
 
 
 def test_heat_spans_zero_to_one_and_a_flat_map_is_all_zero():
@@ -21,3 +23,10 @@ def test_the_hot_cell_is_drawn_where_it_is_on_the_photo_at_most_the_longest_side
     np.testing.assert_allclose(shown[5, 5], hottest, atol=3)  # inside the top-left cell
     np.testing.assert_allclose(shown[-5, -5], coldest, atol=3)  # far from it
     assert COLOURS[255].sum() > COLOURS[0].sum() + 500  # strong evidence is bright
+
+
+def test_the_overlay_is_sent_as_a_lossless_png():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    sent = png(image)
+    assert sent[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(sent))), np.asarray(image))
