@@ -10,6 +10,7 @@ the same network faster on a CPU, and its ~80 MB wheel replaces TensorFlow's ~1.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -149,16 +150,25 @@ def classify_files(classifier: Classifier, rule: DecisionRule, paths: list[Path]
     """Answers for photos on disk (`train.py evaluate`/`predict`, batch jobs): decoded by the one preprocessing
     function on a few threads, DECODE_CHUNK at a time (bounded memory on any number of photos), classified by
     `classify_pixels` and decided by the model's rule, exactly as the service does."""
+    forward = joined([classify_pixels(classifier, pixels) for pixels in prepared_in_chunks(paths, input_size)])
+    return rule.decide(forward.probabilities, forward.features)
+
+
+def prepared_in_chunks(paths: Sequence[Path], input_size: int, chunk: int = DECODE_CHUNK) -> Iterator[np.ndarray]:
+    """The photos' pixels, `chunk` photos at a time, decoded by the one preprocessing function on a few threads:
+    memory for one chunk, whatever the number of photos."""
     with ThreadPoolExecutor(4) as pool:
-        passes = [
-            classify_pixels(classifier, np.stack(list(pool.map(lambda path: prepare(path, input_size), chunk))))
-            for chunk in (paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK))
-        ]
-    features = None if passes[0].features is None else np.concatenate([p.features for p in passes])
-    return rule.decide(np.concatenate([p.probabilities for p in passes]), features)
+        for start in range(0, len(paths), chunk):
+            yield np.stack(list(pool.map(lambda path: prepare(path, input_size), paths[start : start + chunk])))
+
+
+def joined(passes: Sequence[Forward]) -> Forward:
+    """Several forward passes as one, photo after photo (an output none of them has stays None)."""
+    return Forward(*(None if part[0] is None else np.concatenate(part) for part in zip(*passes)))
 
 
 def classify_pixels(classifier: Classifier, pixels: np.ndarray, explain: bool = False) -> Forward:
     """The forward pass of a stack of photos, FORWARD_BATCH at a time (with explain, the class maps too)."""
-    passes = [classifier.forward(pixels[i : i + FORWARD_BATCH], explain) for i in range(0, len(pixels), FORWARD_BATCH)]
-    return Forward(*(None if part[0] is None else np.concatenate(part) for part in zip(*passes)))
+    return joined(
+        [classifier.forward(pixels[i : i + FORWARD_BATCH], explain) for i in range(0, len(pixels), FORWARD_BATCH)]
+    )

@@ -14,6 +14,7 @@ import contextlib
 import io
 import logging
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -234,11 +235,8 @@ def equalize(network: Path, chunks: Iterable[np.ndarray], out: Path, alpha: floa
     for name in list(group_of):
         groups.setdefault(root(name), []).append(name)
 
-    def group_attribute(node, name, default):
-        return next((a.i for a in node.attribute if a.name == name), default)
-
     def is_depthwise(node) -> bool:
-        return node.op_type == "Conv" and 1 < group_attribute(node, "group", 1) == weights[node.input[1]].dims[0]
+        return node.op_type == "Conv" and 1 < _groups(node) == weights[node.input[1]].dims[0]
 
     plans = []
     for members in groups.values():
@@ -311,6 +309,11 @@ def _channel_ranges(model: onnx.ModelProto, tensors: list[str], chunks: Iterable
     return ranges
 
 
+def _groups(node: onnx.NodeProto) -> int:
+    """A convolution's `group` attribute: 1 for an ordinary convolution, its channels for a depthwise one."""
+    return next((attribute.i for attribute in node.attribute if attribute.name == "group"), 1)
+
+
 def residual_additions(network: Path) -> list[str]:
     """The Add nodes that join two computed tensors (Xception's residual connections), not a constant."""
     graph = onnx.load(str(network), load_external_data=False).graph
@@ -322,13 +325,12 @@ def stream_readers(network: Path) -> list[str]:
     """The convolutions that read a residual addition's output directly (Xception's 1x1 shortcut convolutions
     of the entry and exit flows): quantizing them would round the residual stream where they read it."""
     graph = onnx.load(str(network), load_external_data=False).graph
-    additions = {node.output[0] for node in graph.node if node.name in set(residual_additions(network))}
+    residual = set(residual_additions(network))
+    additions = {node.output[0] for node in graph.node if node.name in residual}
     return [
         node.name
         for node in graph.node
-        if node.op_type == "Conv"
-        and node.input[0] in additions
-        and next((a.i for a in node.attribute if a.name == "group"), 1) == 1  # not a depthwise convolution
+        if node.op_type == "Conv" and node.input[0] in additions and _groups(node) == 1  # not a depthwise one
     ]
 
 
@@ -433,15 +435,10 @@ TARGET_AGREEMENT = 0.999
 
 
 def _decoded(samples: list, input_size: int) -> Iterator[np.ndarray]:
-    """The photos' pixels CHUNK at a time, decoded by the one preprocessing function on a few threads."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The photos' pixels CHUNK at a time, as every classification path decodes them."""
+    from kitchenware.core.inference import prepared_in_chunks
 
-    from kitchenware.core.preprocessing import prepare
-
-    with ThreadPoolExecutor(4) as pool:
-        for start in range(0, len(samples), CHUNK):
-            chunk = samples[start : start + CHUNK]
-            yield np.stack(list(pool.map(lambda sample: prepare(sample.path, input_size), chunk)))
+    return prepared_in_chunks([sample.path for sample in samples], input_size, CHUNK)
 
 
 def _spread(samples: list, count: int) -> list:
@@ -474,7 +471,7 @@ def quantize_model(
 
     from kitchenware.core.card import CARD_MARKDOWN, INT8_FILE, ONNX_FILE, ModelCard
     from kitchenware.core.decision import DecisionRule
-    from kitchenware.core.inference import Forward, OnnxClassifier, classify_pixels
+    from kitchenware.core.inference import Forward, OnnxClassifier, classify_pixels, joined
     from kitchenware.training.model_card import card_markdown
 
     card = ModelCard.read(folder)
@@ -520,10 +517,8 @@ def quantize_model(
         passes = [
             (classify_pixels(exact_network, p), classify_pixels(quick_network, p)) for p in _decoded(samples, size)
         ]
-        joined = [
-            Forward(*(None if part[0] is None else np.concatenate(part) for part in zip(*f))) for f in zip(*passes)
-        ]
-        return joined[0], joined[1]
+        exact_passes, quick_passes = zip(*passes)
+        return joined(exact_passes), joined(quick_passes)
 
     def subset(forward: Forward, rows: np.ndarray) -> Forward:
         return Forward(forward.probabilities[rows], None if forward.features is None else forward.features[rows])
@@ -566,7 +561,7 @@ def quantize_model(
                 "activations": "uint8, per tensor",
                 "equalization": f"cross-layer, alpha {ALPHA}, on {min(EQUALIZE_PHOTOS, len(calibration))} photos",
                 "calibration": f"percentile {PERCENTILE}, {len(calibration)} photos in chunks of {CHUNK}",
-                "calibration_photos": _counts(calibration),
+                "calibration_photos": dict(Counter(sample.source or "other things" for sample in calibration)),
                 "kept_float": {
                     "residual additions": additions,
                     "shortcut convolutions": shortcuts,
@@ -588,10 +583,3 @@ def quantize_model(
     (folder / CARD_MARKDOWN).write_text(card_markdown(card))
     (out / "int8.json").write_text(json.dumps(card.int8, indent=2) + "\n")
     return card
-
-
-def _counts(samples: list) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for sample in samples:
-        counts[sample.source or "other things"] = counts.get(sample.source or "other things", 0) + 1
-    return counts
