@@ -36,7 +36,7 @@ from onnxruntime.quantization.calibrate import load_tensors_data, save_tensors_d
 
 from kitchenware.core.card import ONNX_FILE, ModelCard
 from kitchenware.core.decision import DecisionRule
-from kitchenware.core.inference import Forward, OnnxClassifier
+from kitchenware.core.inference import Forward, OnnxClassifier, classify_pixels
 from kitchenware.core.photos import find_photos, unlabelled_images
 from kitchenware.core.preprocessing import prepare
 from kitchenware.training import quantize as q
@@ -103,13 +103,8 @@ def chunks(pixels: np.ndarray, indices: np.ndarray):
 
 def outputs(path: Path, pixels: np.ndarray, cache: Path) -> Forward:
     if not cache.is_file():
-        network = OnnxClassifier(path, os.cpu_count())
-        passes = [network.forward(np.asarray(pixels[i : i + 8])) for i in range(0, len(pixels), 8)]
-        np.savez(
-            cache,
-            probabilities=np.concatenate([p.probabilities for p in passes]),
-            features=np.concatenate([p.features for p in passes]),
-        )
+        forward = classify_pixels(OnnxClassifier(path, os.cpu_count()), pixels)
+        np.savez(cache, probabilities=forward.probabilities, features=forward.features)
     saved = np.load(cache)
     return Forward(saved["probabilities"], saved["features"])
 
