@@ -10,8 +10,7 @@ the same network faster on a CPU, and its ~80 MB wheel replaces TensorFlow's ~1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from kitchenware.core.card import INT8_FILE, KERAS_FILE, ONNX_FILE
 from kitchenware.core.decision import Answers, DecisionRule
-from kitchenware.core.preprocessing import prepare
+from kitchenware.core.preprocessing import decoded_in_chunks, prepare
 
 CASCADE = "onnx-int8-cascade"
 RUNTIMES = ("onnx", CASCADE, "tensorflow")
@@ -150,16 +149,9 @@ def classify_files(classifier: Classifier, rule: DecisionRule, paths: list[Path]
     """Answers for photos on disk (`train.py evaluate`/`predict`, batch jobs): decoded by the one preprocessing
     function on a few threads, DECODE_CHUNK at a time (bounded memory on any number of photos), classified by
     `classify_pixels` and decided by the model's rule, exactly as the service does."""
-    forward = joined([classify_pixels(classifier, pixels) for pixels in prepared_in_chunks(paths, input_size)])
+    decoded = decoded_in_chunks(paths, lambda path: prepare(path, input_size), DECODE_CHUNK)
+    forward = joined([classify_pixels(classifier, pixels) for pixels in decoded])
     return rule.decide(forward.probabilities, forward.features)
-
-
-def prepared_in_chunks(paths: Sequence[Path], input_size: int, chunk: int = DECODE_CHUNK) -> Iterator[np.ndarray]:
-    """The photos' pixels, `chunk` photos at a time, decoded by the one preprocessing function on a few threads:
-    memory for one chunk, whatever the number of photos."""
-    with ThreadPoolExecutor(4) as pool:
-        for start in range(0, len(paths), chunk):
-            yield np.stack(list(pool.map(lambda path: prepare(path, input_size), paths[start : start + chunk])))
 
 
 def joined(passes: Sequence[Forward]) -> Forward:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -97,3 +99,14 @@ def resize(image: Image.Image, input_size: int) -> np.ndarray:
 def prepare(source: ImageSource, input_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode and resize one photo into the model's input pixels."""
     return resize(load_image(source, max_pixels, at_least=input_size), input_size)
+
+
+Item = TypeVar("Item")
+
+
+def decoded_in_chunks(items: Sequence[Item], decode: Callable[[Item], np.ndarray], chunk: int) -> Iterator[np.ndarray]:
+    """(n, size, size, 3) stacks of decoded photos, `chunk` photos at a time, decoded on a few threads (Pillow
+    releases the GIL): memory for one chunk, whatever the number of photos."""
+    with ThreadPoolExecutor(4) as pool:
+        for start in range(0, len(items), chunk):
+            yield np.stack(list(pool.map(decode, items[start : start + chunk])))

@@ -435,10 +435,10 @@ TARGET_AGREEMENT = 0.999
 
 
 def _decoded(samples: list, input_size: int) -> Iterator[np.ndarray]:
-    """The photos' pixels CHUNK at a time, as every classification path decodes them."""
-    from kitchenware.core.inference import prepared_in_chunks
+    """The photos' pixels CHUNK at a time, decoded by the one preprocessing function."""
+    from kitchenware.core.preprocessing import decoded_in_chunks, prepare
 
-    return prepared_in_chunks([sample.path for sample in samples], input_size, CHUNK)
+    return decoded_in_chunks(samples, lambda sample: prepare(sample.path, input_size), CHUNK)
 
 
 def _spread(samples: list, count: int) -> list:

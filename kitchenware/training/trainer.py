@@ -9,7 +9,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from kitchenware.core.photos import (
     fingerprint,
     label_indices,
 )
-from kitchenware.core.preprocessing import load_image, prepare, resize
+from kitchenware.core.preprocessing import decoded_in_chunks, load_image, prepare, resize
 from kitchenware.training import datasets, splits
 from kitchenware.training.accelerators import distribution_strategy, gpu_count, precision_policy
 from kitchenware.training.architectures import Network, build, unfreeze_top_blocks, xception_backbone
@@ -85,15 +84,13 @@ class FeatureCache:
 
     def compute(self, samples: list[Sample], view: int = 0, recipe: ViewRecipe | None = None) -> np.ndarray:
         """The backbone's features of one view of these photos, FEATURE_CHUNK decoded at a time; not kept."""
-        size, features = self.config.input_size, []
-        with ThreadPoolExecutor(4) as pool:
-            for start in range(0, len(samples), FEATURE_CHUNK):
-                chunk = samples[start : start + FEATURE_CHUNK]
-                pixels = np.stack(
-                    list(pool.map(lambda sample: _view_pixels(sample, view, size, self.config.seed, recipe), chunk))
-                )
-                features.append(self.backbone.predict(pixels, batch_size=self.config.batch_size, verbose=0))
-        return np.concatenate(features)
+        size = self.config.input_size
+        decoded = decoded_in_chunks(
+            samples, lambda sample: _view_pixels(sample, view, size, self.config.seed, recipe), FEATURE_CHUNK
+        )
+        return np.concatenate(
+            [self.backbone.predict(pixels, batch_size=self.config.batch_size, verbose=0) for pixels in decoded]
+        )
 
 
 FEATURE_CHUNK = 256  # photos decoded at a time while extracting features: bounded memory on any data set
