@@ -18,7 +18,7 @@ class TrainConfig:
     arch: str = "xception"
     weights: str = "imagenet"  # "imagenet" (download), "none" (random) or a local .weights.h5 path
     input_size: int = 0  # 0: the architecture's own (150 scratch, 299 xception)
-    epochs: int = 10
+    epochs: int = 20  # the most the head trains; early stopping (patience) usually ends it sooner
     batch_size: int = 32
     lr: float = 1e-3
     dropout: float = 0.0
@@ -30,7 +30,9 @@ class TrainConfig:
     val_fraction: float = 0.2
     split: str = "grouped"  # near-duplicate groups on one side (needs cached Xception features), or "stratified"
     seed: int = 42
-    class_weight: str = "none"  # or "balanced"
+    # "balanced": each class weighs as much in the loss as the others (won grouped cross-validation, keeping the
+    # few-shot classes' recall: benchmarks/HEAD_RECIPES.md); "none": each photo weighs the same
+    class_weight: str = "balanced"
     patience: int = 3
     target_accuracy: float | None = None
     mixed_precision: str = "auto"  # auto (on with a GPU), on, off
