@@ -1,5 +1,6 @@
-"""Random augmented views of a photo whose backbone features are cached (`train.py train --augment-views N`):
-the head trains on several views of each training photo for the price of one feature extraction per view.
+"""Random augmented views of a photo: the head trains on several views of each training photo whose backbone
+features are cached (`train.py train --augment-views N`), for the price of one feature extraction per view, and
+the int8 network's quantization-aware fine-tuning sees a new view of each calibration photo every epoch.
 
 A view is made from the decoded photo *before* it is resized to the model's input, so the crop keeps the
 photo's resolution; the result is the model's square input size, resized like every other input.
@@ -7,13 +8,15 @@ photo's resolution; the result is the model's square input size, resized like ev
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from kitchenware.core.preprocessing import RESAMPLE
+from kitchenware.core.photos import Sample
+from kitchenware.core.preprocessing import RESAMPLE, load_image, prepare, resize
 
 ROTATION_FILLS = ("crop", "reflect")
 
@@ -129,3 +132,19 @@ def augmented_view(
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         view = enhancer(view).enhance(float(rng.uniform(1 - jitter, 1 + jitter)))
     return view.resize((size, size), RESAMPLE)
+
+
+def view_pixels(sample: Sample, view: int, size: int, seed: int, recipe: ViewRecipe | None = None) -> np.ndarray:
+    """The model's input pixels of one view of a photo: view 0 is the photo itself, views 1.. random augmented ones,
+    the same for the same (seed, view, photo) in every run and process."""
+    if view == 0:
+        return prepare(sample.path, size)
+    recipe = recipe or ViewRecipe()
+    rng = np.random.default_rng(
+        [seed, view, int.from_bytes(hashlib.sha256(f"{sample.source}/{sample.id}".encode()).digest()[:8])]
+    )
+    image = load_image(sample.path, at_least=size)
+    view_image = augmented_view(
+        image, rng, size, area=(recipe.min_area, 1.0), rotation=recipe.rotation, fill=recipe.fill
+    )
+    return resize(view_image, size)

@@ -66,6 +66,9 @@ def card_markdown(card: ModelCard) -> str:
             f"{len(value)} {name}" if isinstance(value, list) else value
             for name, value in int8["recipe"]["kept_float"].items()
         )
+        tuned = int8["recipe"].get("fine_tuning")
+        if isinstance(tuned, dict):
+            kept += f"; quantization-aware fine-tuning, {tuned['epochs']} epochs on {tuned['photos']} photos"
         lines.append(
             f"- int8 network: {int8['file']} ({int8['recipe']['calibration']}; kept in float: {kept}), served "
             f"with KITCHENWARE_RUNTIME=onnx-int8-cascade: the float network answers inside the band {int8['band']} "

@@ -432,6 +432,9 @@ PERCENTILE = 99.999
 EQUALIZE_PHOTOS = 64  # per-channel ranges for the equalization: the largest values settle within a few dozen photos
 ERROR_PHOTOS = 12  # photos the per-layer error report runs on (every activation of one photo at a time)
 TARGET_AGREEMENT = 0.999
+QAT_EPOCHS = 8  # quantization-aware fine-tuning passes over the calibration photos (kitchenware/training/qat.py)
+QAT_LEARNING_RATE = 3e-5
+QAT_PHOTOS = 512  # at most, evenly spread over the calibration photos: their pixels are held in memory (0.3 MB each)
 
 
 def _decoded(samples: list, input_size: int) -> Iterator[np.ndarray]:
@@ -448,6 +451,41 @@ def _spread(samples: list, count: int) -> list:
     return [samples[int(i)] for i in np.linspace(0, len(samples) - 1, count).round()]
 
 
+def _fine_tuned(
+    int8_file: Path, float_file: Path, samples: list, size: int, rule, epochs: int, learning_rate: float
+) -> dict:
+    """Quantization-aware fine-tuning of int8_file toward the float network, on these photos (then a new augmented
+    view of each every epoch); what it did."""
+    from kitchenware.core.inference import OnnxClassifier, classify_pixels
+    from kitchenware.core.preprocessing import decoded_in_chunks
+    from kitchenware.training.augmentation import view_pixels
+    from kitchenware.training.qat import fine_tune
+
+    def views(epoch: int) -> np.ndarray:
+        pixels = decoded_in_chunks(samples, lambda sample: view_pixels(sample, epoch, size, seed=0), CHUNK)
+        return np.concatenate(list(pixels))
+
+    float_network = OnnxClassifier(float_file, 0)
+    log.info("quantization-aware fine-tuning on %d photos, %d epochs", len(samples), epochs)
+    losses = fine_tune(
+        int8_file,
+        views,
+        lambda photos: classify_pixels(float_network, photos),
+        epochs,
+        learning_rate,
+        rule.temperature,
+    )
+    return {
+        "method": "quantization-aware: the int8 weights trained through their rounding toward the float network's "
+        "features and calibrated probabilities (distillation); the photos, then a new augmented view of each "
+        "every epoch",
+        "photos": len(samples),
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "loss_per_epoch": [round(loss, 5) for loss in losses],
+    }
+
+
 def quantize_model(
     folder: Path,
     labelled: list,
@@ -456,6 +494,8 @@ def quantize_model(
     out: Path,
     calibration_photos: int | None = None,
     command: str = "",
+    qat_epochs: int = QAT_EPOCHS,
+    qat_learning_rate: float = QAT_LEARNING_RATE,
 ):
     """Write folder/model-int8.onnx and the int8 section of its model card (band and figures); reports in `out`.
 
@@ -501,6 +541,12 @@ def quantize_model(
         ranges = calibrate(equalized, _decoded(calibration, size), "percentile", PERCENTILE)
         additions, shortcuts = residual_additions(equalized), stream_readers(equalized)
         quantize(equalized, ranges, work / INT8_FILE, additions + shortcuts)
+        fine_tuning = None
+        if qat_epochs:
+            photos = _spread(calibration, QAT_PHOTOS)
+            fine_tuning = _fine_tuned(
+                work / INT8_FILE, folder / ONNX_FILE, photos, size, rule, qat_epochs, qat_learning_rate
+            )
         log.info("quantized; per-layer error against the float network on %d photos", ERROR_PHOTOS)
         errors = layer_errors(equalized, work / INT8_FILE, _decoded(_spread(checking + others, ERROR_PHOTOS), size))
         shutil.copyfile(work / INT8_FILE, folder / INT8_FILE)
@@ -562,6 +608,7 @@ def quantize_model(
                 "equalization": f"cross-layer, alpha {ALPHA}, on {min(EQUALIZE_PHOTOS, len(calibration))} photos",
                 "calibration": f"percentile {PERCENTILE}, {len(calibration)} photos in chunks of {CHUNK}",
                 "calibration_photos": dict(Counter(sample.source or "other things" for sample in calibration)),
+                "fine_tuning": fine_tuning or "none",
                 "kept_float": {
                     "residual additions": additions,
                     "shortcut convolutions": shortcuts,

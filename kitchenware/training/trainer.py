@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import logging
 import sys
@@ -23,11 +22,11 @@ from kitchenware.core.photos import (
     fingerprint,
     label_indices,
 )
-from kitchenware.core.preprocessing import decoded_in_chunks, load_image, prepare, resize
+from kitchenware.core.preprocessing import decoded_in_chunks
 from kitchenware.training import datasets, splits
 from kitchenware.training.accelerators import distribution_strategy, gpu_count, precision_policy
 from kitchenware.training.architectures import Network, build, unfreeze_top_blocks, xception_backbone
-from kitchenware.training.augmentation import ViewRecipe, augmented_view
+from kitchenware.training.augmentation import ViewRecipe, view_pixels
 from kitchenware.training.config import TrainConfig
 from kitchenware.training.evaluation import Report
 from kitchenware.training.health import HealthReport, check
@@ -86,7 +85,7 @@ class FeatureCache:
         """The backbone's features of one view of these photos, FEATURE_CHUNK decoded at a time; not kept."""
         size = self.config.input_size
         decoded = decoded_in_chunks(
-            samples, lambda sample: _view_pixels(sample, view, size, self.config.seed, recipe), FEATURE_CHUNK
+            samples, lambda sample: view_pixels(sample, view, size, self.config.seed, recipe), FEATURE_CHUNK
         )
         return np.concatenate(
             [self.backbone.predict(pixels, batch_size=self.config.batch_size, verbose=0) for pixels in decoded]
@@ -94,20 +93,6 @@ class FeatureCache:
 
 
 FEATURE_CHUNK = 256  # photos decoded at a time while extracting features: bounded memory on any data set
-
-
-def _view_pixels(sample: Sample, view: int, size: int, seed: int, recipe: ViewRecipe | None = None) -> np.ndarray:
-    if view == 0:
-        return prepare(sample.path, size)
-    recipe = recipe or ViewRecipe()
-    rng = np.random.default_rng(
-        [seed, view, int.from_bytes(hashlib.sha256(f"{sample.source}/{sample.id}".encode()).digest()[:8])]
-    )
-    image = load_image(sample.path, at_least=size)
-    view_image = augmented_view(
-        image, rng, size, area=(recipe.min_area, 1.0), rotation=recipe.rotation, fill=recipe.fill
-    )
-    return resize(view_image, size)
 
 
 @dataclass
