@@ -39,8 +39,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     from kitchenware.training.augmentation import ROTATION_FILLS
-    from kitchenware.training.config import INPUT_SIZES, TrainConfig
-    from kitchenware.training.quantize import QAT_EPOCHS, QAT_LEARNING_RATE
+    from kitchenware.training.config import INPUT_SIZES, QAT_EPOCHS, QAT_LEARNING_RATE, TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="train.py", description="Train, evaluate and use kitchenware photo classifiers."

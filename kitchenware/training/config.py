@@ -10,6 +10,10 @@ from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.training.augmentation import ViewRecipe
 
 INPUT_SIZES = {"scratch": 150, "xception": 299}
+# `train.py quantize`: quantization-aware fine-tuning of the int8 network (kitchenware/training/qat.py), passes over
+# the calibration photos and learning rate; 8 at 3e-5 took the validation photos' fallback from 23.9 to 19.5 %
+QAT_EPOCHS = 8
+QAT_LEARNING_RATE = 3e-5
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from kitchenware.training.config import QAT_EPOCHS, QAT_LEARNING_RATE
+
 log = logging.getLogger(__name__)
 
 INT8_OUTPUTS = ("probabilities", "features")
@@ -432,8 +434,6 @@ PERCENTILE = 99.999
 EQUALIZE_PHOTOS = 64  # per-channel ranges for the equalization: the largest values settle within a few dozen photos
 ERROR_PHOTOS = 12  # photos the per-layer error report runs on (every activation of one photo at a time)
 TARGET_AGREEMENT = 0.999
-QAT_EPOCHS = 8  # quantization-aware fine-tuning passes over the calibration photos (kitchenware/training/qat.py)
-QAT_LEARNING_RATE = 3e-5
 QAT_PHOTOS = 512  # at most, evenly spread over the calibration photos: their pixels are held in memory (0.3 MB each)
 
 
