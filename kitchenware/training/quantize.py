@@ -1,7 +1,8 @@
 """int8 for the served network: ONNX Runtime's static quantizer, calibrated in chunks, with the layers it hurts
 most kept in float.
 
-    network_for_int8 -> calibrate (chunk by chunk) -> quantize (QDQ, per-channel int8 weights)
+    network_for_int8 -> equalize -> calibrate (chunk by chunk) -> quantize (QDQ, per-channel int8 weights)
+        -> quantization-aware fine-tuning toward the float network (qat.py)
     layer_errors: how far each layer's int8 output is from the float network's, to choose what stays in float
 
 The int8 network answers probabilities and features only: `/explain` and its class maps stay with the float
