@@ -737,8 +737,8 @@ def quantize_command(args: argparse.Namespace) -> None:
         out,
         args.calibration_photos,
         args.command_line,
-        args.qat_epochs,
-        args.qat_lr,
+        qat_epochs=args.qat_epochs,
+        qat_learning_rate=args.qat_lr,
     )
     int8 = card.int8
     print(f"{args.model / INT8_FILE}: band {int8['band']} (safety factor {int8['band_safety_factor']})")

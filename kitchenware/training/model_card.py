@@ -66,11 +66,12 @@ def card_markdown(card: ModelCard) -> str:
             f"{len(value)} {name}" if isinstance(value, list) else value
             for name, value in int8["recipe"]["kept_float"].items()
         )
+        recipe = f"{int8['recipe']['calibration']}; kept in float: {kept}"
         tuned = int8["recipe"].get("fine_tuning")
         if isinstance(tuned, dict):
-            kept += f"; quantization-aware fine-tuning, {tuned['epochs']} epochs on {tuned['photos']} photos"
+            recipe += f"; quantization-aware fine-tuning, {tuned['epochs']} epochs on {tuned['photos']} photos"
         lines.append(
-            f"- int8 network: {int8['file']} ({int8['recipe']['calibration']}; kept in float: {kept}), served "
+            f"- int8 network: {int8['file']} ({recipe}), served "
             f"with KITCHENWARE_RUNTIME=onnx-int8-cascade: the float network answers inside the band {int8['band']} "
             f"(safety factor {int8['band_safety_factor']}, chosen on {int8['band_chosen_on']})"
         )

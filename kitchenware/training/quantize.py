@@ -453,11 +453,11 @@ def _spread(samples: list, count: int) -> list:
 
 
 def _fine_tuned(
-    int8_file: Path, float_file: Path, samples: list, size: int, rule, epochs: int, learning_rate: float
+    int8_file: Path, float_network, samples: list, size: int, temperature: float, epochs: int, learning_rate: float
 ) -> dict:
-    """Quantization-aware fine-tuning of int8_file toward the float network, on these photos (then a new augmented
-    view of each every epoch); what it did."""
-    from kitchenware.core.inference import OnnxClassifier, classify_pixels
+    """Quantization-aware fine-tuning of int8_file toward the float network (a Classifier), on these photos (then a
+    new augmented view of each every epoch); what it did."""
+    from kitchenware.core.inference import classify_pixels
     from kitchenware.core.preprocessing import decoded_in_chunks
     from kitchenware.training.augmentation import view_pixels
     from kitchenware.training.qat import fine_tune
@@ -466,7 +466,6 @@ def _fine_tuned(
         pixels = decoded_in_chunks(samples, lambda sample: view_pixels(sample, epoch, size, seed=0), CHUNK)
         return np.concatenate(list(pixels))
 
-    float_network = OnnxClassifier(float_file, 0)
     log.info("quantization-aware fine-tuning on %d photos, %d epochs", len(samples), epochs)
     losses = fine_tune(
         int8_file,
@@ -474,7 +473,7 @@ def _fine_tuned(
         lambda photos: classify_pixels(float_network, photos),
         epochs,
         learning_rate,
-        rule.temperature,
+        temperature,
     )
     return {
         "method": "quantization-aware: the int8 weights trained through their rounding toward the float network's "
@@ -517,6 +516,7 @@ def quantize_model(
 
     card = ModelCard.read(folder)
     rule = DecisionRule.for_model(card, folder)
+    exact_network = OnnxClassifier(folder / ONNX_FILE, 0)  # the float network: teacher, then referee
     order = sorted(labelled, key=lambda sample: (sample.source, sample.id))
     checking = [sample for sample in order if (sample.source, sample.id) in validation]
     rest = [sample for sample in order if (sample.source, sample.id) not in validation]
@@ -546,7 +546,7 @@ def quantize_model(
         if qat_epochs:
             photos = _spread(calibration, QAT_PHOTOS)
             fine_tuning = _fine_tuned(
-                work / INT8_FILE, folder / ONNX_FILE, photos, size, rule, qat_epochs, qat_learning_rate
+                work / INT8_FILE, exact_network, photos, size, rule.temperature, qat_epochs, qat_learning_rate
             )
         log.info("quantized; per-layer error against the float network on %d photos", ERROR_PHOTOS)
         errors = layer_errors(equalized, work / INT8_FILE, _decoded(_spread(checking + others, ERROR_PHOTOS), size))
@@ -558,7 +558,7 @@ def quantize_model(
             [name, round(row["cumulative_db"], 2), round(row["local_db"], 2)] for name, row in errors.items()
         )
 
-    exact_network, quick_network = OnnxClassifier(folder / ONNX_FILE, 0), OnnxClassifier(folder / INT8_FILE, 0)
+    quick_network = OnnxClassifier(folder / INT8_FILE, 0)
 
     def both(samples: list) -> tuple[Forward, Forward]:
         passes = [
