@@ -1,8 +1,8 @@
 """The kitchenware classifier as an HTTP service: `bentoml serve` -> Swagger UI at http://localhost:3000.
 
 One BentoML service holds the model in its own process: an upload is decoded on a worker thread, then
-runs through the network on the one inference thread, which owns the CPU cores. Measured on 2 cores
-(README, Benchmarks), this beats a separate model service with BentoML's adaptive batching: batching
+runs through the network on the inference thread (two for the int8 cascade), which owns the CPU cores. Measured on
+2 cores (README, Benchmarks), this beats a separate model service with BentoML's adaptive batching: batching
 gains ONNX Runtime a few percent on a CPU, while the hop between two services cost more CPU and 3x the memory.
 """
 
@@ -54,8 +54,8 @@ class KitchenwareClassifier:
             self.bento_model.path, SETTINGS.runtime, SETTINGS.threads, self.card.input_size, self.rule, self.card.int8
         )
         self.recorder = Recorder(SETTINGS)
-        # One forward pass at a time: it already uses every core given to this worker.
-        self.inference_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        # The forward passes run here, as many at once as keep the worker's cores busy (one for the float network).
+        self.forward_passes = ThreadPoolExecutor(self.classifier.passes_at_once, thread_name_prefix="inference")
 
     def _pixels(self, photo: bytes) -> np.ndarray:
         return prepare(photo, self.card.input_size, SETTINGS.max_pixels)
@@ -72,7 +72,7 @@ class KitchenwareClassifier:
             if isinstance(problem, BaseException):
                 raise problem
         loop = asyncio.get_running_loop()
-        forward = await loop.run_in_executor(self.inference_thread, classify_pixels, self.classifier, np.stack(pixels))
+        forward = await loop.run_in_executor(self.forward_passes, classify_pixels, self.classifier, np.stack(pixels))
         answers = self.rule.decide(forward.probabilities, forward.features)
         metrics.count(answers, self.card.class_names, forward.float_answered)
         results = schemas.classifications(answers, list(self.card.class_names), self.tag)
@@ -123,7 +123,7 @@ class KitchenwareClassifier:
             return error(str(problem))
         pixels = resize(photo, self.card.input_size)[None]  # the same pixels as prepare() gives /classify
         loop = asyncio.get_running_loop()
-        forward = await loop.run_in_executor(self.inference_thread, classify_pixels, self.classifier, pixels, True)
+        forward = await loop.run_in_executor(self.forward_passes, classify_pixels, self.classifier, pixels, True)
         chosen = names.index(label) if label else int(np.argmax(forward.probabilities[0]))
         class_map = forward.class_maps[0, :, :, chosen]
         if grid:

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -219,10 +220,14 @@ def test_the_int8_cascade_gives_the_float_networks_answers_and_counts_its_fallba
             "service:KitchenwareClassifier", tmp_path / "c.log", KITCHENWARE_RUNTIME=CASCADE, BENTOML_HOME=str(home)
         ) as (cascade, _),
     ):
+        one_by_one = []
         for photo in photos:
             truth, found = classify(exact, photo), classify(cascade, photo)
             assert (found["label"], found["decision"]) == (truth["label"], truth["decision"]), photo.name
             assert found["confidence"] == pytest.approx(truth["confidence"], abs=0.35)
+            one_by_one.append(found)
+        with ThreadPoolExecutor(8) as clients:  # the cascade runs two photos at once: each keeps its own answer
+            assert list(clients.map(lambda photo: classify(cascade, photo), photos)) == one_by_one
         fallbacks = counted(cascade, "kitchenware_float_fallbacks_total")
         assert 0 < fallbacks < len(photos)  # the float network ran on some photos, not all
         assert counted(exact, "kitchenware_float_fallbacks_total") == 0
