@@ -4,9 +4,11 @@
 
 No GPU, no data and no TensorFlow needed: models/ holds model.onnx and its card, which is what the service
 runs. Running it again reuses the model already imported (same files, same tag). The bento is bentofile.yaml's:
-ONNX Runtime serves; with --runtime onnx-int8-cascade it serves model-int8.onnx with model.onnx as its fallback
-(`python train.py quantize` writes it); with --runtime tensorflow it installs tensorflow-cpu and keras instead of
-onnxruntime and serves model.keras, which needs a model folder that has one (`python train.py train --export DIR`).
+ONNX Runtime serves, by default the int8 cascade (model-int8.onnx with model.onnx as its fallback) when the model
+has model-int8.onnx (`python train.py quantize` writes it; the shipped one has), else model.onnx; --runtime onnx
+or onnx-int8-cascade fixes the choice in the bento; with --runtime tensorflow it installs tensorflow-cpu and keras
+instead of onnxruntime and serves model.keras, which needs a model folder that has one (`python train.py train
+--export DIR`).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ ROOT = Path(__file__).resolve().parent
 TENSORFLOW_PACKAGES = ["tensorflow-cpu==2.21.0", "keras==3.15.1"]
 
 
-def bento_config(runtime: str) -> dict:
-    """bentofile.yaml, with the packages and the KITCHENWARE_RUNTIME of the chosen runtime."""
+def bento_config(runtime: str | None) -> dict:
+    """bentofile.yaml, with the packages and the KITCHENWARE_RUNTIME of the chosen runtime (None: the service picks
+    the model's preferred one)."""
     config = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
     if runtime == "tensorflow":
         packages = [p for p in config["python"]["packages"] if not p.startswith("onnxruntime")]
         config["python"]["packages"] = TENSORFLOW_PACKAGES + packages
-    if runtime != "onnx":
+    if runtime:
         config["envs"] = [*config.get("envs", []), {"name": "KITCHENWARE_RUNTIME", "value": runtime}]
     return config
 
@@ -46,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "models",
         help="an exported model folder: model.onnx (and/or model.keras) with model_card.json",
     )
-    parser.add_argument("--runtime", choices=RUNTIMES, default="onnx", help="what serves the model in the bento")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="what serves the model in the bento (default: onnx-int8-cascade when the model has model-int8.onnx, "
+        "else onnx, chosen when the service starts)",
+    )
     parser.add_argument("--no-build", action="store_true", help="only import the model into the store")
     args = parser.parse_args(argv)
     try:

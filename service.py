@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from kitchenware.core import explain
 from kitchenware.core.card import ModelCard
 from kitchenware.core.decision import DecisionRule
-from kitchenware.core.inference import classify_pixels, open_classifier
+from kitchenware.core.inference import classify_pixels, open_classifier, preferred_runtime
 from kitchenware.core.preprocessing import ImageError, load_image, prepare, resize
 from kitchenware.feedback.repository import Classified, UnknownPhoto
 from kitchenware.serving import metrics, schemas
@@ -50,8 +50,9 @@ class KitchenwareClassifier:
         self.rule = DecisionRule.for_model(
             self.card, self.bento_model.path, SETTINGS.min_confidence, SETTINGS.ood_threshold
         )
+        self.runtime = SETTINGS.runtime or preferred_runtime(self.bento_model.path, self.card.int8)
         self.classifier = open_classifier(
-            self.bento_model.path, SETTINGS.runtime, SETTINGS.threads, self.card.input_size, self.rule, self.card.int8
+            self.bento_model.path, self.runtime, SETTINGS.threads, self.card.input_size, self.rule, self.card.int8
         )
         self.recorder = Recorder(SETTINGS)
         # The forward passes run here, as many at once as keep the worker's cores busy (one for the float network).
@@ -155,7 +156,7 @@ class KitchenwareClassifier:
     def model_info(self) -> dict:
         """The model card: tag, runtime, classes in output order, input size, training data, validation metrics, and
         the decision thresholds in force with the validation figures behind them."""
-        return schemas.model_info(self.card, self.tag, SETTINGS.runtime, self.rule)
+        return schemas.model_info(self.card, self.tag, self.runtime, self.rule)
 
 
 def refuse(ctx: bentoml.Context, message: str, status: int):

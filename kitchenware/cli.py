@@ -23,7 +23,7 @@ import numpy as np
 
 from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.core.decision import DECISIONS, DecisionRule
-from kitchenware.core.inference import RUNTIMES, classify_files, open_classifier
+from kitchenware.core.inference import RUNTIMES, classify_files, open_classifier, preferred_runtime
 from kitchenware.core.photos import DataError, drop_unreadable, label_indices, unlabelled_images
 from kitchenware.core.preprocessing import ImageError
 
@@ -39,7 +39,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     from kitchenware.training.augmentation import ROTATION_FILLS
-    from kitchenware.training.config import INPUT_SIZES, QAT_EPOCHS, QAT_LEARNING_RATE, TrainConfig
+    from kitchenware.training.config import (
+        INPUT_SIZES,
+        QAT_EPOCHS,
+        QAT_LEARNING_RATE,
+        QAT_STEP_LEARNING_RATE,
+        TrainConfig,
+    )
 
     parser = argparse.ArgumentParser(
         prog="train.py", description="Train, evaluate and use kitchenware photo classifiers."
@@ -248,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument(
         "--qat-lr", type=float, default=QAT_LEARNING_RATE, help="learning rate of the quantization-aware fine-tuning"
     )
+    quantize.add_argument(
+        "--qat-step-lr",
+        type=float,
+        default=QAT_STEP_LEARNING_RATE,
+        help="learning rate of the activations' steps in that fine-tuning (Adam on their logarithms); 0: fixed",
+    )
     quantize.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-quantize)")
     _add_verbose(quantize)
 
@@ -300,8 +312,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime",
         choices=RUNTIMES,
-        default="onnx",
-        help="what runs the model, as in the service (KITCHENWARE_RUNTIME)",
+        help="what runs the model, as in the service (KITCHENWARE_RUNTIME) (default: onnx-int8-cascade when the "
+        "model has model-int8.onnx from `train.py quantize`, else onnx)",
     )
     parser.add_argument(
         "--min-confidence", type=float, help="'unsure' under this calibrated confidence (default: the model's own)"
@@ -344,9 +356,10 @@ def _check_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     args.threads_per_actor = args.threads_per_actor or 1
     if args.command == "predict":
         args.format = args.format or "parquet"
-        if args.runtime != "onnx" or args.kaggle:
+        if args.runtime == "tensorflow" or args.kaggle:
             parser.error(
-                "--engine ray runs model.onnx into files with every column: drop --runtime tensorflow and --kaggle"
+                "--engine ray runs the ONNX networks into files with every column: drop --runtime tensorflow and "
+                "--kaggle"
             )
         if args.output is None:
             parser.error("--engine ray writes a folder of files: pass --output DIR (a new folder)")
@@ -569,7 +582,8 @@ def _open(args: argparse.Namespace):
         gpu_count(args.verbose)
     model = store.find(args.model)
     rule = DecisionRule.for_model(model.card, model.path, args.min_confidence, args.ood_threshold)
-    classifier = open_classifier(model.path, args.runtime, 0, model.card.input_size, rule, model.card.int8)
+    runtime = args.runtime or preferred_runtime(model.path, model.card.int8)
+    classifier = open_classifier(model.path, runtime, 0, model.card.input_size, rule, model.card.int8)
     return model, classifier, rule
 
 
@@ -682,6 +696,7 @@ def predict_on_ray(args: argparse.Namespace) -> None:
         args.threads_per_actor,
         args.min_confidence,
         args.ood_threshold,
+        args.runtime or "",
     )
     print(
         f"{job.photos} predictions by {model.tag} on Ray, {job.actors} actor(s) x {job.threads_per_actor} "
@@ -739,6 +754,7 @@ def quantize_command(args: argparse.Namespace) -> None:
         args.command_line,
         qat_epochs=args.qat_epochs,
         qat_learning_rate=args.qat_lr,
+        qat_step_learning_rate=args.qat_step_lr,
     )
     int8 = card.int8
     print(f"{args.model / INT8_FILE}: band {int8['band']} (safety factor {int8['band_safety_factor']})")

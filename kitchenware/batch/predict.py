@@ -24,9 +24,9 @@ import ray.data
 
 from kitchenware.batch.photo_lists import photo_list
 from kitchenware.batch.usage import ActorUsage, report_usage
-from kitchenware.core.card import CARD_JSON, ONNX_FILE, OOD_REFERENCE_FILE, ModelCard
+from kitchenware.core.card import CARD_JSON, INT8_FILE, ONNX_FILE, OOD_REFERENCE_FILE, ModelCard
 from kitchenware.core.decision import DecisionRule
-from kitchenware.core.inference import FORWARD_BATCH, classify_pixels, open_classifier
+from kitchenware.core.inference import CASCADE, FORWARD_BATCH, classify_pixels, open_classifier, preferred_runtime
 from kitchenware.core.photos import DataError
 from kitchenware.core.preprocessing import ImageError, prepare
 
@@ -89,6 +89,7 @@ class ClassifyPhotos:
     def __init__(
         self,
         model_files: list[ray.ObjectRef],
+        runtime: str,
         threads: int,
         min_confidence: float | None,
         ood_threshold: float | None,
@@ -100,8 +101,10 @@ class ClassifyPhotos:
             for name, data in ray.get(model_files[0]).items():
                 (Path(folder) / name).write_bytes(data)
             self.card = ModelCard.read(Path(folder))
-            self.classifier = open_classifier(Path(folder), "onnx", threads, self.card.input_size)
             self.rule = DecisionRule.for_model(self.card, Path(folder), min_confidence, ood_threshold)
+            self.classifier = open_classifier(
+                Path(folder), runtime, threads, self.card.input_size, self.rule, self.card.int8
+            )
         self.schema = answer_schema(self.card.class_names)
         self.ledger = ledger
         report_usage(ledger)  # an actor that never gets a batch is counted too
@@ -144,15 +147,19 @@ def classify_catalogue(
     threads_per_actor: int = 1,
     min_confidence: float | None = None,
     ood_threshold: float | None = None,
+    runtime: str = "",
 ) -> JobSummary:
     """Classify every photo of `source` (a folder, or a CSV/Parquet list of paths or URIs) into files under
-    `output`, one row per photo; actors default to one per `threads_per_actor` CPUs of the cluster."""
+    `output`, one row per photo; actors default to one per `threads_per_actor` CPUs of the cluster. The runtime is
+    `onnx` or the int8 cascade (default: the model's preferred one, as the service)."""
     started = time.perf_counter()
     if output_format not in FORMATS:
         raise ValueError(f"unknown output format {output_format!r}: choose one of {', '.join(FORMATS)}")
     if "://" not in output and Path(output).exists():
         raise DataError(f"{output} already exists: choose a new folder for the results, or remove it")
-    files = {name: Path(model_dir) / name for name in (ONNX_FILE, OOD_REFERENCE_FILE, CARD_JSON)}
+    runtime = runtime or preferred_runtime(model_dir, ModelCard.read(Path(model_dir)).int8)
+    names = (ONNX_FILE, OOD_REFERENCE_FILE, CARD_JSON) + ((INT8_FILE,) if runtime == CASCADE else ())
+    files = {name: Path(model_dir) / name for name in names}
     if not files[ONNX_FILE].is_file():
         raise FileNotFoundError(
             f"{files[ONNX_FILE]} not found: batch jobs run model.onnx; import the model's exported folder with "
@@ -171,6 +178,7 @@ def classify_catalogue(
         num_cpus=threads_per_actor,
         fn_constructor_kwargs=dict(
             model_files=[model_files],  # in a list: Ray hands the reference over as it is, fetched in the actor
+            runtime=runtime,
             threads=threads_per_actor,
             min_confidence=min_confidence,
             ood_threshold=ood_threshold,

@@ -35,7 +35,7 @@ class ServiceSettings:
     max_upload_bytes: int  # KITCHENWARE_MAX_UPLOAD_MB
     max_pixels: int  # KITCHENWARE_MAX_PIXELS
     max_batch_images: int  # KITCHENWARE_MAX_BATCH_IMAGES
-    runtime: str  # KITCHENWARE_RUNTIME: onnx (default), onnx-int8-cascade or tensorflow
+    runtime: str  # KITCHENWARE_RUNTIME: onnx, onnx-int8-cascade or tensorflow; empty: the model's preferred one
     workers: int  # KITCHENWARE_WORKERS
     threads: int  # KITCHENWARE_THREADS: threads per worker for the forward pass
     min_confidence: float | None  # KITCHENWARE_MIN_CONFIDENCE: "unsure" below it (default: the model's own)
@@ -68,7 +68,7 @@ class ServiceSettings:
             max_upload_bytes=_environment_int("KITCHENWARE_MAX_UPLOAD_MB", 10) * 1024 * 1024,
             max_pixels=_environment_int("KITCHENWARE_MAX_PIXELS", DEFAULT_MAX_PIXELS),
             max_batch_images=_environment_int("KITCHENWARE_MAX_BATCH_IMAGES", 32),
-            runtime=os.environ.get("KITCHENWARE_RUNTIME", "onnx"),
+            runtime=os.environ.get("KITCHENWARE_RUNTIME", ""),
             workers=workers,
             threads=_environment_int("KITCHENWARE_THREADS", max(1, cores // workers)),
             min_confidence=_environment_float("KITCHENWARE_MIN_CONFIDENCE"),

@@ -70,6 +70,8 @@ def card_markdown(card: ModelCard) -> str:
         tuned = int8["recipe"].get("fine_tuning")
         if isinstance(tuned, dict):
             recipe += f"; quantization-aware fine-tuning, {tuned['epochs']} epochs on {tuned['photos']} photos"
+            if tuned.get("step_learning_rate"):
+                recipe += ", the activations' steps learned too"
         lines.append(
             f"- int8 network: {int8['file']} ({recipe}), served "
             f"with KITCHENWARE_RUNTIME=onnx-int8-cascade: the float network answers inside the band {int8['band']} "

@@ -46,7 +46,7 @@ class QDQReplica:
     ONNX Runtime's (cosine about 0.99), not identical: training makes the network robust to this kind of rounding,
     and the rounded-back network is measured with ONNX Runtime itself."""
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, learn_steps: bool = False):
         self.model = model
         self.constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
         self.nodes = list(model.graph.node)
@@ -72,6 +72,15 @@ class QDQReplica:
                 low, high = INT8_WEIGHTS if values.dtype == np.int8 else INT32_BIASES
                 self.variables[node.output[0]] = tf.Variable(dequantized, name=f"w{len(self.variables)}")
                 self.grids[node.output[0]] = (scale, zero, low, high)
+        # With learn_steps, each activation grid's step is trained too, as the logarithm of its change (a step
+        # stays positive and moves by a share of itself): LSQ, Esser et al. 2020. The gradient through the
+        # straight-through rounding is already LSQ's.
+        self.step_changes: dict[str, tf.Variable] = {}
+        if learn_steps:
+            for node in self.nodes:
+                if node.op_type == "QuantizeLinear" and node.input[1] not in self.step_changes:
+                    name = f"s{len(self.step_changes)}"
+                    self.step_changes[node.input[1]] = tf.Variable(0.0, dtype=tf.float32, name=name)
 
     def _grid(self, node: onnx.NodeProto, rank: int) -> tuple[np.ndarray, np.ndarray]:
         scale = self.constants[node.input[1]].astype(np.float32)
@@ -91,7 +100,11 @@ class QDQReplica:
             if node.op_type == "QuantizeLinear":
                 scale, zero = (self.constants[name] for name in node.input[1:3])
                 levels = np.iinfo(zero.dtype)  # uint8 activations: 0..255
-                rounded[node.output[0]] = (values[node.input[0]], float(scale), float(zero), levels.min, levels.max)
+                if node.input[1] in self.step_changes:
+                    scale = float(scale) * tf.exp(self.step_changes[node.input[1]])
+                else:
+                    scale = float(scale)
+                rounded[node.output[0]] = (values[node.input[0]], scale, float(zero), levels.min, levels.max)
             elif node.op_type == "DequantizeLinear" and node.output[0] in self.variables:
                 scale, zero, low, high = self.grids[node.output[0]]
                 values[node.output[0]] = _fake_quantized(self.variables[node.output[0]], scale, zero, low, high)
@@ -105,17 +118,42 @@ class QDQReplica:
         return values["features"], values[self.logits]
 
     def rounded_back(self) -> onnx.ModelProto:
-        """A copy of the QDQ model with the trained weights rounded onto their int8 (biases: int32) grids."""
+        """A copy of the QDQ model with the trained weights rounded onto their int8 (biases: int32) grids and the
+        trained activation steps.
+
+        ONNX Runtime fuses DequantizeLinear -> Conv -> QuantizeLinear into one integer convolution that reads the
+        int32 bias as if its step were the input's step times the weights': a bias is rounded onto that grid."""
         model = onnx.ModelProto()
         model.CopyFrom(self.model)
         sources = {node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
         tensors = {tensor.name: tensor for tensor in model.graph.initializer}
+        grids = dict(self.grids)
+        changes = self.step_changes.items()
+        steps = {name: np.float32(self.constants[name] * np.exp(change.numpy())) for name, change in changes}
+        for name, step in steps.items():
+            tensors[name].CopyFrom(numpy_helper.from_array(np.asarray(step, np.float32), name))
+        for bias, (pixels_step, weights_step, bias_step) in self._bias_steps().items():
+            if pixels_step in steps:
+                step = (steps[pixels_step] * self.constants[weights_step]).astype(np.float32)
+                tensors[bias_step].CopyFrom(numpy_helper.from_array(step, bias_step))
+                grids[bias] = (step, *grids[bias][1:])
         for name, variable in self.variables.items():
-            scale, zero, low, high = self.grids[name]
+            scale, zero, low, high = grids[name]
             tensor = tensors[sources[name]]
             levels = np.clip(np.round(variable.numpy() / scale + zero), low, high)
             tensor.CopyFrom(numpy_helper.from_array(levels.astype(self.constants[tensor.name].dtype), tensor.name))
         return model
+
+    def _bias_steps(self) -> dict[str, tuple[str, str, str]]:
+        """Each quantized convolution's bias (its DequantizeLinear output) -> the names of the steps of its input,
+        its weights and its bias."""
+        makers = {node.output[0]: node for node in self.nodes if node.op_type == "DequantizeLinear"}
+        found = {}
+        for node in self.nodes:
+            if node.op_type == "Conv" and len(node.input) > 2 and node.input[2] in self.grids:
+                pixels, weights, bias = (makers[name] for name in node.input[:3])
+                found[node.input[2]] = (pixels.input[1], weights.input[1], bias.input[1])
+        return found
 
 
 def _fake_quantized(tensor, scale, zero, low: float, high: float):
@@ -173,16 +211,19 @@ def fine_tune(
     epochs: int,
     learning_rate: float,
     temperature: float,
+    step_learning_rate: float = 0.0,
     seed: int = 0,
 ) -> list[float]:
     """Train the int8 network's weights for `epochs` passes over some photos toward the teacher's features and
     probabilities (`teacher(pixels)`: the float network's forward pass), the probabilities compared at the
-    model's temperature; rewrite int8_file with the weights rounded back. `views(epoch)` gives the pixels of an
+    model's temperature; rewrite int8_file with the weights rounded back. With step_learning_rate, the
+    activations' steps learn too (Adam on their logarithms at that rate). `views(epoch)` gives the pixels of an
     epoch's pass (the photos, then augmented views of them: a new view each pass, so that the weights learn the
     network's rounding, not these photos). Returns each epoch's mean loss."""
-    replica = QDQReplica(onnx.load(str(int8_file)))
-    weights = list(replica.variables.values())
+    replica = QDQReplica(onnx.load(str(int8_file)), learn_steps=step_learning_rate > 0)
+    weights, steps = list(replica.variables.values()), list(replica.step_changes.values())
     optimizer = tf.keras.optimizers.Adam(learning_rate)
+    step_optimizer = tf.keras.optimizers.Adam(step_learning_rate) if steps else None
     scale = tf.Variable(1.0, trainable=False)  # the mean square of the first pass's float features
 
     @tf.function(reduce_retracing=True)
@@ -196,7 +237,10 @@ def fine_tune(
                 axis=1,
             )
             loss = distance + tf.reduce_mean(divergence)
-        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        gradients = tape.gradient(loss, weights + steps)
+        optimizer.apply_gradients(zip(gradients[: len(weights)], weights))
+        if step_optimizer is not None:
+            step_optimizer.apply_gradients(zip(gradients[len(weights) :], steps))
         return loss
 
     rng = np.random.default_rng(seed)

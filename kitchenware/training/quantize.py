@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from kitchenware.training.config import QAT_EPOCHS, QAT_LEARNING_RATE
+from kitchenware.training.config import QAT_EPOCHS, QAT_LEARNING_RATE, QAT_STEP_LEARNING_RATE
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +453,14 @@ def _spread(samples: list, count: int) -> list:
 
 
 def _fine_tuned(
-    int8_file: Path, float_network, samples: list, size: int, temperature: float, epochs: int, learning_rate: float
+    int8_file: Path,
+    float_network,
+    samples: list,
+    size: int,
+    temperature: float,
+    epochs: int,
+    learning_rate: float,
+    step_learning_rate: float,
 ) -> dict:
     """Quantization-aware fine-tuning of int8_file toward the float network (a Classifier), on these photos (then a
     new augmented view of each every epoch); what it did."""
@@ -474,14 +481,16 @@ def _fine_tuned(
         epochs,
         learning_rate,
         temperature,
+        step_learning_rate,
     )
     return {
         "method": "quantization-aware: the int8 weights trained through their rounding toward the float network's "
         "features and calibrated probabilities (distillation); the photos, then a new augmented view of each "
-        "every epoch",
+        "every epoch" + ("; the activations' steps learned with them (LSQ)" if step_learning_rate else ""),
         "photos": len(samples),
         "epochs": epochs,
         "learning_rate": learning_rate,
+        "step_learning_rate": step_learning_rate,
         "loss_per_epoch": [round(loss, 5) for loss in losses],
     }
 
@@ -496,6 +505,7 @@ def quantize_model(
     command: str = "",
     qat_epochs: int = QAT_EPOCHS,
     qat_learning_rate: float = QAT_LEARNING_RATE,
+    qat_step_learning_rate: float = QAT_STEP_LEARNING_RATE,
 ):
     """Write folder/model-int8.onnx and the int8 section of its model card (band and figures); reports in `out`.
 
@@ -546,7 +556,14 @@ def quantize_model(
         if qat_epochs:
             photos = _spread(calibration, QAT_PHOTOS)
             fine_tuning = _fine_tuned(
-                work / INT8_FILE, exact_network, photos, size, rule.temperature, qat_epochs, qat_learning_rate
+                work / INT8_FILE,
+                exact_network,
+                photos,
+                size,
+                rule.temperature,
+                qat_epochs,
+                qat_learning_rate,
+                qat_step_learning_rate,
             )
         log.info("quantized; per-layer error against the float network on %d photos", ERROR_PHOTOS)
         errors = layer_errors(equalized, work / INT8_FILE, _decoded(_spread(checking + others, ERROR_PHOTOS), size))

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from kitchenware.core.card import INT8_FILE, ONNX_FILE
 from kitchenware.core.cascade import Band, CascadeClassifier, Edges, edges, log_odds
 from kitchenware.core.decision import DecisionRule, l2_normalise
-from kitchenware.core.inference import CASCADE, OnnxClassifier, open_classifier
+from kitchenware.core.inference import CASCADE, OnnxClassifier, open_classifier, preferred_runtime
 
 SIZE, CLASSES, FEATURES = 4, 3, 8
 
@@ -180,7 +180,11 @@ def test_the_cascade_runtime_needs_the_int8_network_and_its_band(pair, pixels, t
     band = {"band": Band(0.4, -0.3, 0.3, -0.05, 0.05).to_dict()}
     cascade = open_classifier(tmp_path, CASCADE, 1, SIZE, rule, band)
     assert isinstance(cascade, CascadeClassifier) and cascade.band == Band.from_card(band)
+    # what serves when nobody chose: the cascade only with both its network and its band
+    assert preferred_runtime(tmp_path, band) == CASCADE
+    assert preferred_runtime(tmp_path, None) == preferred_runtime(tmp_path, {"band": {}}) == "onnx"
     int8_file.unlink()
+    assert preferred_runtime(tmp_path, band) == "onnx"
     with pytest.raises(FileNotFoundError, match="train.py quantize"):
         open_classifier(tmp_path, CASCADE, 1, SIZE, rule, band)
     assert open_classifier(tmp_path, "onnx", 1, SIZE).forward(pixels[:2]).float_answered is None  # float still serves

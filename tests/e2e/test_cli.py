@@ -33,7 +33,9 @@ def test_help_of_every_command_is_right(command: str):
             assert group in text
         assert "(default: 150 scratch, 299 xception)" in text and "(default: 0.001)" in text
     elif command in ("evaluate", "predict"):
-        assert "--runtime {onnx,onnx-int8-cascade,tensorflow}" in text and "(default: onnx)" in text
+        assert "--runtime {onnx,onnx-int8-cascade,tensorflow}" in text
+        default = "(default: onnx-int8-cascade when the model has model-int8.onnx from `train.py quantize`, else onnx)"
+        assert default in text
     elif command == "quantize":
         assert "--model MODEL" in text and "--ood OOD" in text and "(default: MODEL/split.csv)" in text
 

@@ -24,7 +24,7 @@ def test_onnx_bento_installs_onnxruntime_and_no_tensorflow():
         "sqlalchemy",
         "psycopg[binary]",
     }
-    assert "envs" not in bento_config("onnx")  # the service defaults to ONNX Runtime
+    assert "envs" not in bento_config(None)  # the service picks the model's preferred runtime
 
 
 def test_tensorflow_bento_installs_tensorflow_cpu_and_selects_it():
@@ -44,14 +44,20 @@ def test_tensorflow_bento_installs_tensorflow_cpu_and_selects_it():
 
 def test_the_onnx_bento_installs_the_serving_set():
     serving = pins((ROOT / "requirements-serve.txt").read_text().splitlines())
-    assert pins(bento_config("onnx")["python"]["packages"]) == {k: v for k, v in serving.items() if k != "bentoml"}
+    assert pins(bento_config(None)["python"]["packages"]) == {k: v for k, v in serving.items() if k != "bentoml"}
 
 
 def test_the_cascade_bento_installs_the_onnx_one_and_selects_its_runtime():
     config = bento_config("onnx-int8-cascade")
-    assert config["python"]["packages"] == bento_config("onnx")["python"]["packages"]
+    assert (
+        config["python"]["packages"]
+        == bento_config("onnx")["python"]["packages"]
+        == bento_config(None)["python"]["packages"]
+    )
     assert {"name": "KITCHENWARE_RUNTIME", "value": "onnx-int8-cascade"} in config["envs"]
-    assert not any(env["name"] == "KITCHENWARE_RUNTIME" for env in bento_config("onnx").get("envs", []))
+    assert {"name": "KITCHENWARE_RUNTIME", "value": "onnx"} in bento_config("onnx")["envs"]
+    # by default the service picks the model's preferred runtime when it starts
+    assert not any(env["name"] == "KITCHENWARE_RUNTIME" for env in bento_config(None).get("envs", []))
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "onnx-int8-cascade", "tensorflow"])

@@ -37,6 +37,28 @@ def network(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def network_with_biases(tmp_path_factory) -> Path:
+    """The same, with random batch normalization statistics: exported, they become the convolutions' biases (a
+    freshly built network's normalization is the identity, and its convolutions have none)."""
+    folder = tmp_path_factory.mktemp("xception-biases")
+    keras.utils.set_random_seed(0)
+    model = build_xception(3, input_size=SIZE, weights="none").model
+    rng = np.random.default_rng(0)
+
+    def normalizations(layer) -> list:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return [layer]
+        return [found for inner in getattr(layer, "layers", []) for found in normalizations(inner)]
+
+    for layer in normalizations(model):
+        shape = layer.gamma.shape
+        spread, shift = rng.uniform(0.5, 1.5, (2, *shape)), rng.normal(0, 0.5, (2, *shape))
+        layer.set_weights([spread[0], shift[0], shift[1], spread[1]])  # gamma, beta, moving mean and variance
+    export_onnx(serving_model(model), folder / "model.onnx")
+    return q.network_for_int8(folder / "model.onnx", folder / "network.onnx")
+
+
+@pytest.fixture(scope="module")
 def pixels() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (12, SIZE, SIZE, 3)).astype(np.uint8)
 
@@ -155,6 +177,56 @@ def test_quantization_aware_fine_tuning_brings_int8_features_closer_to_the_float
     model = onnx.load(str(int8_file))
     weights = [t for t in model.graph.initializer if numpy_helper.to_array(t).dtype == np.int8]
     assert weights and all(numpy_helper.to_array(t).min() >= -127 for t in weights)  # still ONNX Runtime's grid
+
+
+def _bias_steps_off_their_grid(model: onnx.ModelProto) -> int:
+    """How many int32 biases have a step other than their convolution's input step times its weights' step (the
+    grid ONNX Runtime's fused integer convolution reads them on)."""
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    makers = {node.output[0]: node for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    off = 0
+    for conv in (node for node in model.graph.node if node.op_type == "Conv" and len(node.input) > 2):
+        if conv.input[2] in makers and constants[makers[conv.input[2]].input[0]].dtype == np.int32:
+            pixels, weights, bias = (constants[makers[name].input[1]] for name in conv.input[:3])
+            off += not np.array_equal(bias, (pixels * weights).astype(np.float32))
+    return off
+
+
+def test_learned_activation_steps_round_back_with_each_bias_on_its_convolutions_grid(
+    network_with_biases: Path, pixels, tmp_path: Path
+):
+    int8_file = _quantized(network_with_biases, pixels, tmp_path / INT8_FILE)
+    replica = QDQReplica(onnx.load(str(int8_file)), learn_steps=True)
+    assert len(replica.step_changes) >= 60  # one per activation grid, shared by its QuantizeLinear and Dequantize
+    assert len(replica._bias_steps()) >= 30  # the separable and entry convolutions' biases
+    rng = np.random.default_rng(1)
+    for change in replica.step_changes.values():
+        change.assign(rng.uniform(-0.3, 0.3))
+    features = np.asarray(replica(pixels.astype(np.float32))[0])
+    onnx.save(replica.rounded_back(), str(tmp_path / "learned.onnx"))
+    assert _bias_steps_off_their_grid(onnx.load(str(tmp_path / "learned.onnx"))) == 0
+    answered = OnnxClassifier(tmp_path / "learned.onnx", 1).forward(pixels)  # ONNX Runtime's fused kernels
+    cosine = np.sum(features * answered.features, 1) / np.linalg.norm(features, axis=1)
+    cosine /= np.linalg.norm(answered.features, axis=1)
+    assert cosine.min() > 0.95
+
+
+def test_fine_tuning_with_learned_steps_widens_the_pixels_step_that_clips(network: Path, pixels, tmp_path: Path):
+    # Calibrated on photos half as bright as the ones it answers, the pixels' step is too fine: bright pixels clip.
+    int8_file = _quantized(network, pixels // 2, tmp_path / INT8_FILE, "minmax")
+    before = _feature_error(network, int8_file, pixels)
+    clipping = onnx.load(str(int8_file))
+    fine_tune(int8_file, lambda epoch: pixels, OnnxClassifier(network, 1).forward, 6, 1e-4, 1.0, 1e-2)
+    after = _feature_error(network, int8_file, pixels)
+    assert after < before / 2, (before, after)
+    learned = onnx.load(str(int8_file))
+
+    def pixels_step(model: onnx.ModelProto) -> float:
+        first = next(node for node in model.graph.node if node.op_type == "QuantizeLinear")
+        return float(next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == first.input[1]))
+
+    assert np.log(pixels_step(learned) / pixels_step(clipping)) > 0.02  # 12 steps of Adam at 1e-2: at most 0.12
+    assert _bias_steps_off_their_grid(learned) == 0
 
 
 def test_the_replica_names_an_operator_it_does_not_run(network: Path, pixels, tmp_path: Path):
