@@ -96,6 +96,11 @@ assert answer["label"] == "cup", answer
 assert list(answer["probabilities"])[0] == "cup" and len(answer["probabilities"]) == 6, answer
 ' "$answer"
 
+step "POST /model_info (the shipped model has model-int8.onnx: the int8 cascade serves it by default)"
+runtime=$(curl -sf -X POST "http://127.0.0.1:$PORT/model_info" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["runtime"])')
+echo "runtime: $runtime"
+[ "$runtime" = onnx-int8-cascade ] || { echo "error: expected the onnx-int8-cascade runtime, got $runtime" >&2; exit 1; }
+
 step "POST /classify with a text file (expect 400)"
 status=$(curl -s -o /tmp/kitchenware-400.json -w '%{http_code}' -F "image=@README.md" "http://127.0.0.1:$PORT/classify")
 cat /tmp/kitchenware-400.json; echo
@@ -111,6 +116,7 @@ echo "page served; heat map PNG of $(stat -c %s /tmp/kitchenware-explain.png) by
 step "GET /metrics"
 metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
 grep -m 3 'endpoint="/classify"' <<<"$metrics"
+grep -E '^kitchenware_(answers|float_fallbacks)_total' <<<"$metrics" || true  # the cascade's counters, once counted
 
 step "the container's answer for a real cup photo ($cup_id.jpg) and its memory"
 echo "$answer"
