@@ -226,7 +226,6 @@ def test_fine_tuning_with_learned_steps_widens_the_pixels_step_that_clips(networ
         return float(next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == first.input[1]))
 
     assert np.log(pixels_step(learned) / pixels_step(clipping)) > 0.02  # 12 steps of Adam at 1e-2: at most 0.12
-    assert _bias_steps_off_their_grid(learned) == 0
 
 
 def test_the_replica_names_an_operator_it_does_not_run(network: Path, pixels, tmp_path: Path):
