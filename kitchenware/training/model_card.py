@@ -73,8 +73,8 @@ def card_markdown(card: ModelCard) -> str:
             if tuned.get("step_learning_rate"):
                 recipe += ", the activations' steps learned too"
         lines.append(
-            f"- int8 network: {int8['file']} ({recipe}), served "
-            f"with KITCHENWARE_RUNTIME=onnx-int8-cascade: the float network answers inside the band {int8['band']} "
+            f"- int8 network: {int8['file']} ({recipe}), served by the onnx-int8-cascade runtime (the default for a "
+            f"model that has it): the float network answers inside the band {int8['band']} "
             f"(safety factor {int8['band_safety_factor']}, chosen on {int8['band_chosen_on']})"
         )
         for name, row in int8["figures"].items():
