@@ -13,9 +13,11 @@ a million photos take on N machines of this size.
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -64,7 +66,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "models", help="an exported model folder")
     args = parser.parse_args()
     photos = sorted(PHOTOS.glob("*.jpg"))[: args.photos]
-    work = Path(tempfile.mkdtemp(prefix="kitchenware-ray-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="kitchenware-ray-bench-"))  # the listing and each layout's answers
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     listing = work / "photos.csv"
     with open(listing, "w", newline="") as file:
         csv.writer(file).writerows([("Id", "path"), *((photo.stem, str(photo)) for photo in photos)])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import csv
 import datetime
 import multiprocessing
@@ -84,8 +85,10 @@ def timed(function, repeats: int) -> list[float]:
 
 def shipped_model_in_store():
     """The shipped models/ imported into the benchmark's own BentoML store (a temporary one unless
-    BENTOML_HOME is set); returns the store's model."""
-    os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="kitchenware-bench-bentoml-"))
+    BENTOML_HOME is set, removed when the benchmark ends); returns the store's model."""
+    if "BENTOML_HOME" not in os.environ:
+        os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="kitchenware-bench-bentoml-")
+        atexit.register(shutil.rmtree, os.environ["BENTOML_HOME"], ignore_errors=True)
     import bentoml
 
     tag, _ = store.import_exported(ROOT / "models")

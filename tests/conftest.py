@@ -1,12 +1,16 @@
 """Fixtures of every test: a private BentoML store, generated photo sets, the shipped model in the store."""
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-# Before anything imports bentoml: tests never touch the user's model store.
+# Before anything imports bentoml: tests never touch the user's model store. The store grows to ~2 GB over a run
+# (models, bentos), so it goes when the run ends: left behind, a few runs fill the disk.
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="kitchenware-test-bentoml-")
+atexit.register(shutil.rmtree, os.environ["BENTOML_HOME"], ignore_errors=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
