@@ -107,8 +107,12 @@ cat /tmp/kitchenware-400.json; echo
 [ "$status" = 400 ] || { echo "error: expected 400, got $status" >&2; exit 1; }
 
 step "GET /ui (the page, offline from the image) and POST /explain (the heat map PNG)"
-curl -sf "http://127.0.0.1:$PORT/ui/" | grep -q '<title>Kitchenware classifier</title>' || { echo "error: no page at /ui/" >&2; exit 1; }
-curl -sf "http://127.0.0.1:$PORT/ui/page.js" | grep -q 'explain' || { echo "error: no page.js" >&2; exit 1; }
+# Each body is read whole before it is searched: `curl | grep -q` fails at random under pipefail (grep stops at
+# the first match, and curl's next write then gets SIGPIPE).
+page=$(curl -sf "http://127.0.0.1:$PORT/ui/") || { echo "error: GET /ui/ failed" >&2; exit 1; }
+grep -q '<title>Kitchenware classifier</title>' <<<"$page" || { echo "error: /ui/ is not the page" >&2; exit 1; }
+script=$(curl -sf "http://127.0.0.1:$PORT/ui/page.js") || { echo "error: GET /ui/page.js failed" >&2; exit 1; }
+grep -q 'explain' <<<"$script" || { echo "error: /ui/page.js is not the page's script" >&2; exit 1; }
 curl -sf -o /tmp/kitchenware-explain.png -F "image=@$PHOTOS/images/$cup_id.jpg" "http://127.0.0.1:$PORT/explain"
 head -c 8 /tmp/kitchenware-explain.png | od -An -c | grep -q 'P   N   G' || { echo "error: /explain gave no PNG" >&2; exit 1; }
 echo "page served; heat map PNG of $(stat -c %s /tmp/kitchenware-explain.png) bytes"
