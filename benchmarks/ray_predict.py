@@ -1,6 +1,6 @@
 """Classifying a catalogue on Ray against the single-process `predict`, on the same photos, in one run.
 
-    python -m benchmarks.ray_predict [--photos 400] [--model models]
+    python -m benchmarks.ray_predict [--photos 400] [--model models] [--runtime onnx|onnx-int8-cascade]
 
 The single process runs what `train.py predict` runs (the model opened once with every core, `classify_files`);
 each Ray run is `classify_catalogue` on a local Ray, timed from listing the photos to the last row written
@@ -32,19 +32,20 @@ from kitchenware.batch.cluster import connected  # noqa: E402
 from kitchenware.batch.predict import classify_catalogue  # noqa: E402
 from kitchenware.core.card import ModelCard  # noqa: E402
 from kitchenware.core.decision import DecisionRule  # noqa: E402
-from kitchenware.core.inference import classify_files, open_classifier  # noqa: E402
+from kitchenware.core.inference import CASCADE, classify_files, open_classifier, preferred_runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "kitchenware-photos" / "images"
 RAY_LAYOUTS = ((1, 1), (2, 1), (1, 2))  # (actors, threads per actor) on this machine's 2 cores
 
 
-def single_process(model: Path, photos: list[Path]) -> tuple[float, float]:
+def single_process(model: Path, runtime: str, photos: list[Path]) -> tuple[float, float]:
     """(seconds, CPU seconds) of the local `predict`'s work: open the model on every core, classify every photo."""
     started, cpu = time.perf_counter(), time.process_time()
     card = ModelCard.read(model)
-    classifier = open_classifier(model, "onnx", threads=0, input_size=card.input_size)
-    classify_files(classifier, DecisionRule.for_model(card, model), photos, card.input_size)
+    rule = DecisionRule.for_model(card, model)
+    classifier = open_classifier(model, runtime, 0, card.input_size, rule, card.int8)
+    classify_files(classifier, rule, photos, card.input_size)
     return time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -64,7 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=400, help="the first N shared photos")
     parser.add_argument("--model", type=Path, default=ROOT / "models", help="an exported model folder")
+    parser.add_argument(
+        "--runtime",
+        choices=("onnx", CASCADE),
+        help="what every row runs (default: the model's own choice, as predict and the service)",
+    )
     args = parser.parse_args()
+    runtime = args.runtime or preferred_runtime(args.model, ModelCard.read(args.model).int8)
     photos = sorted(PHOTOS.glob("*.jpg"))[: args.photos]
     work = Path(tempfile.mkdtemp(prefix="kitchenware-ray-bench-"))  # the listing and each layout's answers
     atexit.register(shutil.rmtree, work, ignore_errors=True)
@@ -73,7 +80,7 @@ def main() -> None:
         csv.writer(file).writerows([("Id", "path"), *((photo.stem, str(photo)) for photo in photos)])
 
     load = os.getloadavg()[0]
-    seconds, cpu = single_process(args.model, photos)
+    seconds, cpu = single_process(args.model, runtime, photos)
     rows = [("single process (`predict`), 2 threads", len(photos) / seconds, cpu / len(photos), cpu / len(photos), "")]
     for actors, threads in RAY_LAYOUTS:
         started = time.perf_counter()
@@ -81,7 +88,13 @@ def main() -> None:
             ray_start = time.perf_counter() - started
             before = cpu_by_process()
             job = classify_catalogue(
-                args.model, str(listing), str(work / f"out-{actors}x{threads}"), "parquet", actors, threads
+                args.model,
+                str(listing),
+                str(work / f"out-{actors}x{threads}"),
+                "parquet",
+                actors,
+                threads,
+                runtime=runtime,
             )
             after = cpu_by_process()
         # Ray's own processes (and the driver) over the job; the actors count by their own reports, since Ray
@@ -96,7 +109,7 @@ def main() -> None:
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load:.2f} before "
         f"and {os.getloadavg()[0]:.2f} after (other work on the same cores slows every row); {len(photos)} shared "
-        f"photos, model {args.model.name}"
+        f"photos, model {args.model.name}, runtime {runtime}"
     )
     print(
         "| run | photos/s (whole job) | CPU per photo: model (core-ms) | CPU per photo: everything (core-ms) "
