@@ -5,10 +5,11 @@
 No GPU, no data and no TensorFlow needed: models/ holds model.onnx and its card, which is what the service
 runs. Running it again reuses the model already imported (same files, same tag). The bento is bentofile.yaml's:
 ONNX Runtime serves, by default the int8 cascade (model-int8.onnx with model.onnx as its fallback) when the model
-has model-int8.onnx (`python train.py quantize` writes it; the shipped one has), else model.onnx; --runtime onnx
+has model-int8.onnx (`kitchenware quantize` writes it; the shipped one has), else model.onnx; --runtime onnx
 or onnx-int8-cascade fixes the choice in the bento; with --runtime tensorflow it installs tensorflow-cpu and keras
-instead of onnxruntime and serves model.keras, which needs a model folder that has one (`python train.py train
---export DIR`).
+instead of onnxruntime and serves model.keras, which needs a model folder that has one (`kitchenware train
+--export DIR`). A folder exported before ONNX files were (model.keras and its card) is exported to ONNX on the way
+in, with TensorFlow (requirements-train.txt).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from pathlib import Path
 import yaml
 
 from kitchenware import store
-from kitchenware.core.card import INT8_FILE, KERAS_FILE
-from kitchenware.core.inference import CASCADE, RUNTIMES
+from kitchenware.core.card import INT8_FILE, KERAS_FILE, ONNX_FILE
+from kitchenware.core.runtimes import CASCADE, RUNTIMES
 
 ROOT = Path(__file__).resolve().parent
 # What the TensorFlow runtime installs in place of onnxruntime (the versions of requirements-train.txt).
@@ -39,6 +40,21 @@ def bento_config(runtime: str | None) -> dict:
     if runtime:
         config["envs"] = [*config.get("envs", []), {"name": "KITCHENWARE_RUNTIME", "value": runtime}]
     return config
+
+
+def import_folder(folder: Path) -> tuple[str, bool]:
+    """(tag, newly imported) of an exported folder in the store; one with model.keras only is exported to ONNX."""
+    folder = folder.parent if folder.is_file() else folder
+    if (folder / ONNX_FILE).is_file() or not (folder / KERAS_FILE).is_file():
+        return store.import_exported(folder)
+    try:
+        from kitchenware.training.export import import_keras_export
+    except ImportError as missing:
+        raise FileNotFoundError(
+            f"{folder} has no {ONNX_FILE}, and exporting one from {KERAS_FILE} needs TensorFlow ({missing}): "
+            "`pip install -r requirements-train.txt`, or pass a folder exported with `kitchenware train --export`"
+        ) from None
+    return import_keras_export(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,21 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="only import the model into the store")
     args = parser.parse_args(argv)
     try:
-        tag, imported = store.import_exported(args.model)
+        tag, imported = import_folder(args.model)
     except (FileNotFoundError, ValueError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     print(f"{'imported' if imported else 'already in the store:'} {tag}")
-    if args.runtime == CASCADE and not (store.find(tag).path / INT8_FILE).is_file():
+    if args.runtime == CASCADE and not (store.get(tag).path / INT8_FILE).is_file():
         print(
             f"warning: {tag} has no {INT8_FILE}, which the {CASCADE} runtime serves first: make it with "
-            "`python train.py quantize --model DIR ...`",
+            "`kitchenware quantize --model DIR ...`",
             file=sys.stderr,
         )
-    if args.runtime == "tensorflow" and not (store.find(tag).path / KERAS_FILE).is_file():
+    if args.runtime == "tensorflow" and not (store.get(tag).path / KERAS_FILE).is_file():
         print(
             f"warning: {tag} has no {KERAS_FILE}, which the TensorFlow runtime serves: pass --model with a folder "
-            "written by `python train.py train --export DIR`",
+            "written by `kitchenware train --export DIR`",
             file=sys.stderr,
         )
     if not args.no_build:

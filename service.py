@@ -2,7 +2,7 @@
 
 One BentoML service holds the model in its own process: an upload is decoded on a worker thread, then
 runs through the network on the inference thread (two for the int8 cascade), which owns the CPU cores. Measured on
-2 cores (README, Benchmarks), this beats a separate model service with BentoML's adaptive batching: batching
+2 cores (benchmarks/RESULTS.md), this beats a separate model service with BentoML's adaptive batching: batching
 gains ONNX Runtime a few percent on a CPU, while the hop between two services cost more CPU and 3x the memory.
 """
 
@@ -18,13 +18,12 @@ from PIL import Image
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from kitchenware.classifier import Classifier
 from kitchenware.core import explain
-from kitchenware.core.card import ModelCard
-from kitchenware.core.decision import DecisionRule
-from kitchenware.core.inference import classify_pixels, open_classifier, preferred_runtime
-from kitchenware.core.preprocessing import ImageError, load_image, prepare, resize
+from kitchenware.core.card import ModelCard, StoredModel
+from kitchenware.core.preprocessing import ImageError, load_image
 from kitchenware.feedback.repository import Classified, UnknownPhoto
-from kitchenware.serving import metrics, schemas
+from kitchenware.serving import PAGE, metrics, schemas
 from kitchenware.serving.feedback import Recorder
 from kitchenware.serving.openapi import ServiceDescription
 from kitchenware.serving.schemas import Classification, FeedbackSaved
@@ -32,7 +31,6 @@ from kitchenware.serving.settings import ServiceSettings
 from kitchenware.serving.upload import UploadGuard, error
 
 SETTINGS = ServiceSettings.from_environment()
-PAGE = Path(__file__).parent / "kitchenware" / "serving" / "ui"  # the page for people: plain HTML, CSS and JS
 
 
 @bentoml.asgi_app(StaticFiles(directory=PAGE, html=True), path="/ui", name="page")
@@ -45,27 +43,28 @@ class KitchenwareClassifier:
     bento_model = bentoml.models.BentoModel(SETTINGS.model_tag)
 
     def __init__(self) -> None:
-        self.card = ModelCard.from_metadata(self.bento_model.info.metadata)
-        self.tag = str(self.bento_model.tag)
-        self.rule = DecisionRule.for_model(
-            self.card, self.bento_model.path, SETTINGS.min_confidence, SETTINGS.ood_threshold
+        stored = StoredModel(
+            Path(self.bento_model.path),
+            ModelCard.from_metadata(self.bento_model.info.metadata),
+            str(self.bento_model.tag),
         )
-        self.runtime = SETTINGS.runtime or preferred_runtime(self.bento_model.path, self.card.int8)
-        self.classifier = open_classifier(
-            self.bento_model.path, self.runtime, SETTINGS.threads, self.card.input_size, self.rule, self.card.int8
+        self.model = Classifier(
+            stored,
+            SETTINGS.runtime,
+            SETTINGS.threads,
+            SETTINGS.min_confidence,
+            SETTINGS.ood_threshold,
+            SETTINGS.max_pixels,
         )
         self.recorder = Recorder(SETTINGS)
         # The forward passes run here, as many at once as keep the worker's cores busy (one for the float network).
-        self.forward_passes = ThreadPoolExecutor(self.classifier.passes_at_once, thread_name_prefix="inference")
-
-    def _pixels(self, photo: bytes) -> np.ndarray:
-        return prepare(photo, self.card.input_size, SETTINGS.max_pixels)
+        self.forward_passes = ThreadPoolExecutor(self.model.network.passes_at_once, thread_name_prefix="inference")
 
     async def _classify(self, uploads: list[Path]) -> list[Classification]:
         """Decode the uploads in parallel (ImageError names a bad one), run them through the network, and with
         feedback storage on keep each photo and its answer."""
         photos = [upload.read_bytes() for upload in uploads]
-        decoding = [asyncio.to_thread(self._pixels, photo) for photo in photos]
+        decoding = [asyncio.to_thread(self.model.pixels, photo) for photo in photos]
         pixels = await asyncio.gather(*decoding, return_exceptions=True)
         for position, problem in enumerate(pixels, start=1):
             if isinstance(problem, ImageError) and len(uploads) > 1:
@@ -73,13 +72,12 @@ class KitchenwareClassifier:
             if isinstance(problem, BaseException):
                 raise problem
         loop = asyncio.get_running_loop()
-        forward = await loop.run_in_executor(self.forward_passes, classify_pixels, self.classifier, np.stack(pixels))
-        answers = self.rule.decide(forward.probabilities, forward.features)
-        metrics.count(answers, self.card.class_names, forward.float_answered)
-        results = schemas.classifications(answers, list(self.card.class_names), self.tag)
+        decided = await loop.run_in_executor(self.forward_passes, self.model.decide, np.stack(pixels))
+        metrics.count(decided, self.model.class_names)
+        results = [schemas.classification(answer, self.model.name) for answer in self.model.answers(decided)]
         if self.recorder.enabled:
             for photo, result in zip(photos, results):
-                classified = Classified(result.label, result.confidence, result.decision, self.tag)
+                classified = Classified(result.label, result.confidence, result.decision, self.model.name)
                 result.photo_id = await asyncio.to_thread(self.recorder.record, photo, classified)
         return results
 
@@ -109,28 +107,27 @@ class KitchenwareClassifier:
         """Where the model looked: the photo with the class activation map of the most likely class (or of
         `label`) over it, as a PNG (bright: strong evidence for the class). With grid=true, the map itself as JSON:
         {"label", "grid": rows of cells from 0 (weakest) to 1 (strongest), top row first}."""
-        if not self.classifier.has_class_maps:
+        if not self.model.has_class_maps:
             return error(
                 "this model has no class activation map (its head has an inner Dense layer, or it was exported "
                 "before maps existed): serve a model trained with the default head",
                 501,
             )
-        names = list(self.card.class_names)
-        if label and label not in names:
-            return error(f"label {label!r} is not one of the model's classes {names}: send one of them, or none")
+        if label and label not in self.model.class_names:
+            return error(
+                f"label {label!r} is not one of the model's classes {self.model.class_names}: send one of them, or none"
+            )
         try:
-            photo = await asyncio.to_thread(load_image, image.read_bytes(), SETTINGS.max_pixels, self.card.input_size)
+            photo = await asyncio.to_thread(
+                load_image, image.read_bytes(), SETTINGS.max_pixels, self.model.card.input_size
+            )
         except ImageError as problem:
             return error(str(problem))
-        pixels = resize(photo, self.card.input_size)[None]  # the same pixels as prepare() gives /classify
         loop = asyncio.get_running_loop()
-        forward = await loop.run_in_executor(self.forward_passes, classify_pixels, self.classifier, pixels, True)
-        chosen = names.index(label) if label else int(np.argmax(forward.probabilities[0]))
-        class_map = forward.class_maps[0, :, :, chosen]
+        explanation = await loop.run_in_executor(self.forward_passes, self.model.explain_image, photo, label or None)
         if grid:
-            cells = np.round(explain.heat(class_map), 4).tolist()
-            return JSONResponse({"label": names[chosen], "grid": cells})
-        png = await asyncio.to_thread(lambda: explain.png(explain.overlay(photo, class_map)))
+            return JSONResponse({"label": explanation.label, "grid": np.round(explanation.grid, 4).tolist()})
+        png = await asyncio.to_thread(lambda: explain.png(explanation.overlay()))
         return Response(png, media_type="image/png")
 
     @bentoml.api
@@ -143,7 +140,7 @@ class KitchenwareClassifier:
         if not self.recorder.authorised(ctx.request.headers.get("authorization")):
             return refuse(ctx, "missing or wrong API key: send the header 'Authorization: Bearer <key>'", 401)
         try:
-            said = await asyncio.to_thread(self.recorder.choose, photo_id, label, list(self.card.class_names))
+            said = await asyncio.to_thread(self.recorder.choose, photo_id, label, self.model.class_names)
         except UnknownPhoto as problem:
             return refuse(ctx, str(problem), 404)
         except ValueError as problem:
@@ -156,7 +153,7 @@ class KitchenwareClassifier:
     def model_info(self) -> dict:
         """The model card: tag, runtime, classes in output order, input size, training data, validation metrics, and
         the decision thresholds in force with the validation figures behind them."""
-        return schemas.model_info(self.card, self.tag, self.runtime, self.rule)
+        return schemas.model_info(self.model.card, self.model.name, self.model.runtime, self.model.rule)
 
 
 def refuse(ctx: bentoml.Context, message: str, status: int):

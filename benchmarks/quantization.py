@@ -3,7 +3,7 @@
     python -m benchmarks.quantization [--work /tmp/kitchenware-quantization]
 
 Every shared photo (both kitchenware sets and ../shared/data/not-kitchenware) goes through the shipped float
-network (models/model.onnx) and through int8 networks made by kitchenware/training/quantize.py with one change
+network (models/model.onnx) and through int8 networks made by kitchenware/training/int8/ with one change
 at a time: the calibration photos (120 training photos of one set, as first tried, or the broad set
 `train.py quantize` uses: every other training photo of both sets and every other photo of other things), the
 calibration method (min-max, percentile), cross-layer equalization, and which layers stay float. For each: how
@@ -36,10 +36,13 @@ from onnxruntime.quantization.calibrate import load_tensors_data, save_tensors_d
 
 from kitchenware.core.card import ONNX_FILE, ModelCard
 from kitchenware.core.decision import DecisionRule
-from kitchenware.core.inference import Forward, OnnxClassifier, classify_pixels
+from kitchenware.core.inference import Forward, OnnxRuntime, forward_in_batches
 from kitchenware.core.photos import find_photos, unlabelled_images
 from kitchenware.core.preprocessing import prepare
-from kitchenware.training import quantize as q
+from kitchenware.training.int8.band import cascade_figures, choose_band, same_answers
+from kitchenware.training.int8.calibration import calibrate, in_chunks, quantize
+from kitchenware.training.int8.graph import equalize, network_for_int8, residual_additions, stream_readers
+from kitchenware.training.int8.pipeline import ALPHA, EQUALIZE_PHOTOS, PERCENTILE
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -98,12 +101,12 @@ def photo_table(work: Path, input_size: int) -> tuple[list[dict], np.ndarray]:
 
 
 def chunks(pixels: np.ndarray, indices: np.ndarray):
-    return q.in_chunks(pixels[np.sort(indices)])
+    return in_chunks(pixels[np.sort(indices)])
 
 
 def outputs(path: Path, pixels: np.ndarray, cache: Path) -> Forward:
     if not cache.is_file():
-        forward = classify_pixels(OnnxClassifier(path, os.cpu_count()), pixels)
+        forward = forward_in_batches(OnnxRuntime(path, os.cpu_count()), pixels)
         np.savez(cache, probabilities=forward.probabilities, features=forward.features)
     saved = np.load(cache)
     return Forward(saved["probabilities"], saved["features"])
@@ -118,14 +121,14 @@ def make(attempt: Attempt, work: Path, network: Path, pixels: np.ndarray, calibr
     if attempt.equalized:
         source = work / "equalized.onnx"
         if not source.is_file():
-            q.equalize(network, chunks(pixels, calibration["equalize"]), source, q.ALPHA)
+            equalize(network, chunks(pixels, calibration["equalize"]), source, ALPHA)
     ranges_file = work / f"ranges-{attempt.calibration}-{attempt.method}-{'eq' if attempt.equalized else 'plain'}.json"
     if not ranges_file.is_file():
         started = time.perf_counter()
-        ranges = q.calibrate(source, chunks(pixels, calibration[attempt.calibration]), attempt.method, q.PERCENTILE)
+        ranges = calibrate(source, chunks(pixels, calibration[attempt.calibration]), attempt.method, PERCENTILE)
         save_tensors_data(ranges, ranges_file)
         print(f"calibrated {attempt.key} in {time.perf_counter() - started:.0f} s", flush=True)
-    q.quantize(source, load_tensors_data(ranges_file), int8_file, kept_float(attempt.kept_float, source))
+    quantize(source, load_tensors_data(ranges_file), int8_file, kept_float(attempt.kept_float, source))
     return int8_file
 
 
@@ -135,7 +138,7 @@ def kept_float(which: str, network: Path) -> list[str]:
     if which == "nothing":
         return []
     graph = onnx.load(str(network), load_external_data=False).graph
-    residual, shortcuts = q.residual_additions(network), q.stream_readers(network)
+    residual, shortcuts = residual_additions(network), stream_readers(network)
     producers = {output: node for node in graph.node for output in node.output}
     into_additions = [producers[name] for node in graph.node if node.name in residual for name in node.input]
     writers = [
@@ -148,7 +151,7 @@ def kept_float(which: str, network: Path) -> list[str]:
 
 def batch1_ratios(networks: dict[str, Path], pixels: np.ndarray, rounds: int = 20) -> dict[str, float]:
     """Median batch-1 milliseconds of each network, measured in turns in one process (drift hits all alike)."""
-    sessions = {name: OnnxClassifier(path, os.cpu_count()) for name, path in networks.items()}
+    sessions = {name: OnnxRuntime(path, os.cpu_count()) for name, path in networks.items()}
     photo = np.asarray(pixels[:1])
     times: dict[str, list[float]] = {name: [] for name in networks}
     for session in sessions.values():
@@ -237,11 +240,11 @@ def main() -> None:
         "broad": np.flatnonzero(roles == "calibration"),
     }
     calibration["equalize"] = np.array(
-        [calibration["broad"][int(i)] for i in np.linspace(0, len(calibration["broad"]) - 1, q.EQUALIZE_PHOTOS).round()]
+        [calibration["broad"][int(i)] for i in np.linspace(0, len(calibration["broad"]) - 1, EQUALIZE_PHOTOS).round()]
     )
     network = args.work / "network.onnx"
     if not network.is_file():
-        q.network_for_int8(models / ONNX_FILE, network)
+        network_for_int8(models / ONNX_FILE, network)
     exact = outputs(models / ONNX_FILE, pixels, args.work / "float.npz")
 
     def part(forward: Forward, chosen: np.ndarray) -> Forward:
@@ -252,12 +255,12 @@ def main() -> None:
         int8_file = make(attempt, args.work, network, pixels, calibration)
         networks[attempt.name] = int8_file
         quick = outputs(int8_file, pixels, args.work / f"{attempt.key}.npz")
-        same = q.same_answers(rule, exact, quick)
+        same = same_answers(rule, exact, quick)
         top1 = exact.probabilities.argmax(1) == quick.probabilities.argmax(1)
-        band, safety, _ = q.choose_band(rule, part(exact, validation), part(quick, validation))
+        band, safety, _ = choose_band(rule, part(exact, validation), part(quick, validation))
         held_out = roles == "held out"
         cascade = {
-            name: q.cascade_figures(rule, band, part(exact, chosen), part(quick, chosen))
+            name: cascade_figures(rule, band, part(exact, chosen), part(quick, chosen))
             for name, chosen in (
                 ("validation", roles == "validation"),
                 ("held out kitchenware", held_out & (sets != SETS[2])),

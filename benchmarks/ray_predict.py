@@ -2,7 +2,7 @@
 
     python -m benchmarks.ray_predict [--photos 400] [--model models] [--runtime onnx|onnx-int8-cascade]
 
-The single process runs what `train.py predict` runs (the model opened once with every core, `classify_files`);
+The single process runs what `kitchenware predict` runs (the model opened once with every core, `Classifier`);
 each Ray run is `classify_catalogue` on a local Ray, timed from listing the photos to the last row written
 (actors started and models loaded included; Ray's own start is timed apart). CPU time is counted per photo, by
 the model (the process classifying, or the actors) and by everything (Ray's own processes and the driver too):
@@ -30,9 +30,9 @@ import psutil  # noqa: E402
 
 from kitchenware.batch.cluster import connected  # noqa: E402
 from kitchenware.batch.predict import classify_catalogue  # noqa: E402
+from kitchenware.classifier import Classifier  # noqa: E402
 from kitchenware.core.card import ModelCard  # noqa: E402
-from kitchenware.core.decision import DecisionRule  # noqa: E402
-from kitchenware.core.inference import CASCADE, classify_files, open_classifier, preferred_runtime  # noqa: E402
+from kitchenware.core.runtimes import CASCADE, preferred_runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "kitchenware-photos" / "images"
@@ -42,10 +42,7 @@ RAY_LAYOUTS = ((1, 1), (2, 1), (1, 2))  # (actors, threads per actor) on this ma
 def single_process(model: Path, runtime: str, photos: list[Path]) -> tuple[float, float]:
     """(seconds, CPU seconds) of the local `predict`'s work: open the model on every core, classify every photo."""
     started, cpu = time.perf_counter(), time.process_time()
-    card = ModelCard.read(model)
-    rule = DecisionRule.for_model(card, model)
-    classifier = open_classifier(model, runtime, 0, card.input_size, rule, card.int8)
-    classify_files(classifier, rule, photos, card.input_size)
+    Classifier.open(model, runtime).decide_photos(photos)
     return time.perf_counter() - started, time.process_time() - cpu
 
 

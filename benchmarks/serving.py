@@ -15,7 +15,7 @@
    and how often the cascade ran the float network (its own /metrics counter), on the validation photos of each
    photo set (photos the model never trained on, as a seller's are) and on the first photos of
    kitchenware-photos that the tables above use.
-Prints the tables and the ratios, and writes benchmarks/RESULTS.md.
+Prints the tables and the ratios, and writes them at the top of benchmarks/RESULTS.md (the rest is kept).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ import psutil
 
 from kitchenware import store
 from kitchenware.core.card import DEFAULT_MODEL_NAME, INT8_FILE, ONNX_FILE, ModelCard
-from kitchenware.core.inference import CASCADE, Classifier, OnnxClassifier, open_classifier
+from kitchenware.core.inference import OnnxRuntime, Runtime
 from kitchenware.core.preprocessing import prepare
+from kitchenware.core.runtimes import CASCADE, open_runtime
 from tests.helpers.server import serving
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def layout(
 # The same network with a card stripped of the decision rule measures what the rule costs (calibration and the
 # nearest-neighbour search); the features output is the pooled layer the network computes anyway.
 LAYOUTS = [layout(1, 2), layout(1, 2, decisions=False), layout(1, 2, feedback=True), layout(2, 1)]
-RUNTIMES = ("onnx", "int8")  # models/ ships no model.keras; TensorFlow was measured against it before (README)
+RUNTIMES = ("onnx", "int8")  # models/ ships no model.keras; TensorFlow was measured against it before (RESULTS.md)
 CONCURRENCY = (1, 4, 16)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 XCEPTION_GFLOP = 16.7  # 8.4 G multiply-adds per 299x299 image
@@ -106,24 +107,24 @@ def without_decisions(bento_model) -> str:
     return str(copy.tag)
 
 
-def batch1(classifier: Classifier, pixels: np.ndarray, repeats: int = 20) -> tuple[float, float]:
+def batch1(network: Runtime, pixels: np.ndarray, repeats: int = 20) -> tuple[float, float]:
     """Median seconds of a batch-1 forward pass and this process's CPU seconds per pass, after 5 warm-up
     calls (the first calls after loading are slower)."""
-    timed(lambda: classifier.forward(pixels[:1]), 5)
+    timed(lambda: network.forward(pixels[:1]), 5)
     me = [psutil.Process()]
     cpu_before = cpu_seconds(me)
-    seconds = statistics.median(timed(lambda: classifier.forward(pixels[:1]), repeats))
+    seconds = statistics.median(timed(lambda: network.forward(pixels[:1]), repeats))
     return seconds, (cpu_seconds(me) - cpu_before) / repeats
 
 
-def two_at_once(classifier: Classifier, pixels: np.ndarray, passes: int = 48) -> tuple[float, float]:
+def two_at_once(network: Runtime, pixels: np.ndarray, passes: int = 48) -> tuple[float, float]:
     """Images/s and CPU seconds per image with two batch-1 passes always in flight (the service's two inference
     threads of the int8 cascade), after one warm-up pass each."""
     me = [psutil.Process()]
 
     def run(photos: range) -> None:
         for index in photos:
-            classifier.forward(pixels[index % len(pixels)][None])
+            network.forward(pixels[index % len(pixels)][None])
 
     with ThreadPoolExecutor(2) as threads:
         list(threads.map(run, [range(0, 1), range(1, 2)]))
@@ -143,15 +144,15 @@ def raw_model(model_dir: str, runtime: str, input_size: int, photos: list[Path])
     network alone (model-int8.onnx), what the cascade runs first."""
     pixels = np.stack([prepare(photo, input_size) for photo in photos[: max(BATCH_SIZES)]])
     if runtime == "int8":
-        classifier = OnnxClassifier(Path(model_dir) / INT8_FILE, threads=os.cpu_count())
+        network = OnnxRuntime(Path(model_dir) / INT8_FILE, threads=os.cpu_count())
     else:
-        classifier = open_classifier(Path(model_dir), runtime, threads=os.cpu_count(), input_size=input_size)
-    batch1_seconds, cpu_per_image = batch1(classifier, pixels)
-    concurrent_throughput, concurrent_cpu = two_at_once(classifier, pixels)
+        network = open_runtime(Path(model_dir), runtime, threads=os.cpu_count(), input_size=input_size)
+    batch1_seconds, cpu_per_image = batch1(network, pixels)
+    concurrent_throughput, concurrent_cpu = two_at_once(network, pixels)
     throughput = {}
     for size in BATCH_SIZES:
-        classifier.forward(pixels[:size])  # first call of a shape
-        seconds = statistics.median(timed(lambda s=size: classifier.forward(pixels[:s]), max(3, 32 // size)))
+        network.forward(pixels[:size])  # first call of a shape
+        seconds = statistics.median(timed(lambda s=size: network.forward(pixels[:s]), max(3, 32 // size)))
         throughput[size] = size / seconds
     return {
         "batch1": batch1_seconds,
@@ -464,7 +465,18 @@ def main() -> None:
         lines += ["", *cascade_table(cascade_rows, args.requests)]
     report = "\n".join(lines) + "\n"
     print(report)
-    (ROOT / "benchmarks" / "RESULTS.md").write_text("# Serving benchmark: latest run\n\n" + report)
+    write_results(report)
+
+
+KEPT = "\n---\n\n# Other benchmarks and earlier runs"  # RESULTS.md from this line on is not this benchmark's
+
+
+def write_results(report: str) -> None:
+    """This run's tables at the top of benchmarks/RESULTS.md, the other benchmarks' sections below them kept."""
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    before = results.read_text() if results.is_file() else ""
+    kept = before[before.index(KEPT) :] if KEPT in before else ""
+    results.write_text("# Serving benchmark: latest run\n\n" + report + kept)
 
 
 if __name__ == "__main__":

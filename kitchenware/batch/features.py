@@ -1,4 +1,4 @@
-"""Backbone features for training on Ray Data: `train.py train --engine ray` fills the same `FeatureCache` the
+"""Backbone features for training on Ray Data: `kitchenware train --engine ray` fills the same `FeatureCache` the
 head trains on, with the slow part (the frozen Xception over every photo) spread over a pool of actors.
 
 Each actor builds the backbone once with training's own `FeatureCache` (TensorFlow is imported in the actors,

@@ -1,9 +1,9 @@
 """Classify a catalogue on Ray Data: `map_batches` over a pool of actors, each holding the service's classifier.
 
-Each actor loads the model once (`open_classifier`, `DecisionRule.for_model`), then decodes every photo of a
-batch with the one preprocessing function and classifies it with `classify_pixels`, as the service and the
-local `predict` do. A photo that cannot be read or decoded becomes a row with an `error`, never a failed job;
-an actor that dies has its batches run again on a new one (Ray Data restarts actors and retries their tasks).
+Each actor opens the model once as a `Classifier`, then decodes every photo of a batch with the one preprocessing
+function and classifies it, as the service and the local `predict` do. A photo that cannot be read or decoded
+becomes a row with an `error`, never a failed job; an actor that dies has its batches run again on a new one (Ray
+Data restarts actors and retries their tasks).
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import ray.data
 
 from kitchenware.batch.photo_lists import photo_list
 from kitchenware.batch.usage import ActorUsage, report_usage
+from kitchenware.classifier import Classifier, answer_rows, find_model
 from kitchenware.core.card import CARD_JSON, INT8_FILE, ONNX_FILE, OOD_REFERENCE_FILE, ModelCard
-from kitchenware.core.decision import DecisionRule
-from kitchenware.core.inference import CASCADE, FORWARD_BATCH, classify_pixels, open_classifier, preferred_runtime
+from kitchenware.core.inference import FORWARD_BATCH
 from kitchenware.core.photos import DataError
-from kitchenware.core.preprocessing import ImageError, prepare
+from kitchenware.core.preprocessing import ImageError
+from kitchenware.core.runtimes import CASCADE, preferred_runtime
 
 FORMATS = ("parquet", "csv")
 # Photos an actor decodes, then classifies in one forward pass. Ray Data gathers blocks up to a batch for each
@@ -100,12 +101,8 @@ class ClassifyPhotos:
         with tempfile.TemporaryDirectory(prefix="kitchenware-model-") as folder:
             for name, data in ray.get(model_files[0]).items():
                 (Path(folder) / name).write_bytes(data)
-            self.card = ModelCard.read(Path(folder))
-            self.rule = DecisionRule.for_model(self.card, Path(folder), min_confidence, ood_threshold)
-            self.classifier = open_classifier(
-                Path(folder), runtime, threads, self.card.input_size, self.rule, self.card.int8
-            )
-        self.schema = answer_schema(self.card.class_names)
+            self.classifier = Classifier(find_model(folder), runtime, threads, min_confidence, ood_threshold)
+        self.schema = answer_schema(self.classifier.card.class_names)
         self.ledger = ledger
         report_usage(ledger)  # an actor that never gets a batch is counted too
 
@@ -115,27 +112,18 @@ class ClassifyPhotos:
             try:
                 if location is None:
                     raise ImageError("the list gives no path for this photo: fill in its 'path'")
-                pixels.append(prepare(read_photo(location), self.card.input_size))
+                pixels.append(self.classifier.pixels(read_photo(location)))
                 errors.append(None)
             except (OSError, pa.ArrowException) as error:
                 errors.append(f"cannot read {location} ({error}): check that every node of the cluster can reach it")
             except ImageError as error:
                 errors.append(str(error))
-        columns: dict[str, list] = {name: [None] * len(errors) for name in self.schema.names}
-        columns["Id"], columns["error"] = [None if i is None else str(i) for i in batch["Id"]], errors
-        if pixels:
-            forward = classify_pixels(self.classifier, np.stack(pixels))
-            answers = self.rule.decide(forward.probabilities, forward.features)
-            readable = [i for i, error in enumerate(errors) if error is None]
-            for j, i in enumerate(readable):
-                columns["label"][i] = self.card.class_names[answers.labels[j]]
-                columns["confidence"][i] = answers.confidences[j]
-                columns["decision"][i] = answers.decisions[j]
-                columns["ood_score"][i] = None if answers.ood_scores is None else answers.ood_scores[j]
-                for name, probability in zip(self.card.class_names, answers.probabilities[j]):
-                    columns[name][i] = probability
+        answered = iter(self.classifier.answers(self.classifier.decide(np.stack(pixels)))) if pixels else iter(())
+        answers = [next(answered) if error is None else None for error in errors]
+        ids = [None if photo_id is None else str(photo_id) for photo_id in batch["Id"]]
+        rows = answer_rows(ids, answers, self.classifier.class_names, errors)
         report_usage(self.ledger)
-        return pa.table(columns, schema=self.schema)
+        return pa.Table.from_pylist(rows, schema=self.schema)
 
 
 def classify_catalogue(
@@ -163,7 +151,7 @@ def classify_catalogue(
     if not files[ONNX_FILE].is_file():
         raise FileNotFoundError(
             f"{files[ONNX_FILE]} not found: batch jobs run model.onnx; import the model's exported folder with "
-            "`python build_bento_from_saved_model.py --model DIR` or train it with `python train.py train`"
+            "`python build_bento_from_saved_model.py --model DIR` or train it with `kitchenware train`"
         )
     model_files = ray.put({name: path.read_bytes() for name, path in files.items() if path.is_file()})
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // threads_per_actor))

@@ -1,26 +1,26 @@
 """The int8 network first, the float network when int8's answer is not clear: the float network's answers at
 a fraction of its cost.
 
-model-int8.onnx (written by `train.py quantize`) runs about 3x faster on a CPU with int8 dot products, but its
+model-int8.onnx (written by `kitchenware quantize`) runs about 3x faster on a CPU with int8 dot products, but its
 probabilities and features are not exactly the float network's. Far from the decision rule's edges that
 changes nothing; near one (two classes close, the confidence near the "unsure" bar, the out-of-distribution
 score near the "unknown" threshold) it could change the answer. The band says how near is too near: the
 largest gap between the two networks on validation photos, with a safety factor (both chosen by
-`train.py quantize`, stored in the model card). Inside it the float network runs on the photo and its output is
+`kitchenware quantize`, stored in the model card). Inside it the float network runs on the photo and its output is
 the answer, so the label and the decision are the float network's; outside it they are too, as far as the
 validation photos can tell, and the probabilities and score are int8's, within the band of the float ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from kitchenware.core.card import Band
 from kitchenware.core.decision import DecisionRule, calibrate
-from kitchenware.core.inference import Classifier, Forward, OnnxClassifier
+from kitchenware.core.inference import Forward, OnnxRuntime, Runtime
 
 
 class Edges(NamedTuple):
@@ -50,54 +50,32 @@ def log_odds(probability: float) -> float:
     return float(np.log(probability) - np.log1p(-probability))
 
 
-@dataclass(frozen=True)
-class Band:
-    """How far int8's answers may be from the float network's: in calibrated log-probability between the top class
-    and any other (margin), in log-odds of the top confidence, and in the out-of-distribution score. The last two
-    are signed (int8 minus float): the "unsure" bar is in doubt for int8 log-odds in
-    [bar + confidence_low, bar + confidence_high), the "unknown" threshold for int8 scores in
-    (threshold + ood_low, threshold + ood_high]."""
-
-    margin: float
-    confidence_low: float
-    confidence_high: float
-    ood_low: float
-    ood_high: float
-
-    @classmethod
-    def from_card(cls, int8: dict) -> Band:
-        return cls(**{key: float(value) for key, value in int8["band"].items()})
-
-    def to_dict(self) -> dict[str, float]:
-        return {key: round(float(value), 6) for key, value in asdict(self).items()}
-
-    def unclear(self, rule: DecisionRule, found: Edges) -> np.ndarray:
-        """Which photos int8 cannot answer alone: the label, or the decision, might differ from the float
-        network's."""
-        label_sure = found.gap > self.margin
-        bar = log_odds(rule.min_confidence)
-        sure_unsure = found.log_odds < bar + self.confidence_low
-        sure_confident = found.log_odds >= bar + self.confidence_high
-        decision_sure = sure_unsure | sure_confident
-        if rule.ood_threshold is not None and found.ood_scores is not None:
-            sure_unknown = found.ood_scores > rule.ood_threshold + self.ood_high
-            sure_known = found.ood_scores <= rule.ood_threshold + self.ood_low
-            decision_sure = sure_unknown | (sure_known & decision_sure)
-        return ~(label_sure & decision_sure)
+def unclear(band: Band, rule: DecisionRule, found: Edges) -> np.ndarray:
+    """Which photos int8 cannot answer alone: the label, or the decision, might differ from the float network's."""
+    label_sure = found.gap > band.margin
+    bar = log_odds(rule.min_confidence)
+    sure_unsure = found.log_odds < bar + band.confidence_low
+    sure_confident = found.log_odds >= bar + band.confidence_high
+    decision_sure = sure_unsure | sure_confident
+    if rule.ood_threshold is not None and found.ood_scores is not None:
+        sure_unknown = found.ood_scores > rule.ood_threshold + band.ood_high
+        sure_known = found.ood_scores <= rule.ood_threshold + band.ood_low
+        decision_sure = sure_unknown | (sure_known & decision_sure)
+    return ~(label_sure & decision_sure)
 
 
-class CascadeClassifier:
-    """The Classifier of the `onnx-int8-cascade` runtime: model-int8.onnx first, model.onnx for the photos inside
+class CascadeRuntime:
+    """The `onnx-int8-cascade` runtime: model-int8.onnx first, model.onnx for the photos inside
     the band and for the class maps of /explain. Forward.float_answered says which photos the float network
     answered."""
 
     # The int8 network's many small kernels leave the cores idle between them at batch 1: a second photo in flight
-    # fills them, +13% images/s for the int8 network alone (README, Benchmarks).
+    # fills them, +13% images/s for the int8 network alone (benchmarks/RESULTS.md).
     passes_at_once = 2
 
     def __init__(self, int8_file: Path, float_file: Path, rule: DecisionRule, band: Band, threads: int):
-        self.int8 = OnnxClassifier(int8_file, threads)
-        self.exact: Classifier = OnnxClassifier(float_file, threads)
+        self.int8 = OnnxRuntime(int8_file, threads)
+        self.exact: Runtime = OnnxRuntime(float_file, threads)
         self.has_class_maps = self.exact.has_class_maps
         self.rule, self.band = rule, band
 
@@ -110,13 +88,13 @@ class CascadeClassifier:
             exact = self.exact.forward(pixels, explain=True)
             return exact._replace(float_answered=np.ones(len(pixels), bool))
         quick = self.int8.forward(pixels)
-        unclear = self.band.unclear(self.rule, edges(self.rule, quick))
+        refereed = unclear(self.band, self.rule, edges(self.rule, quick))
         probabilities, features = quick.probabilities, quick.features
-        if unclear.any():
-            exact = self.exact.forward(pixels[unclear])
+        if refereed.any():
+            exact = self.exact.forward(pixels[refereed])
             probabilities = probabilities.copy()
-            probabilities[unclear] = exact.probabilities
+            probabilities[refereed] = exact.probabilities
             if features is not None:  # a model without a backbone has no features output
                 features = features.copy()
-                features[unclear] = exact.features
-        return Forward(probabilities, features, None, unclear)
+                features[refereed] = exact.features
+        return Forward(probabilities, features, None, refereed)

@@ -60,6 +60,7 @@ class Answers:
     confidences: np.ndarray  # (n,) the calibrated probability of the top class
     ood_scores: np.ndarray | None  # (n,) higher = less like the training photos; None without a score
     decisions: list[str]
+    float_answered: np.ndarray | None = None  # (n,) bool with the int8 cascade: the photos the float network answered
 
 
 @dataclass(frozen=True)
@@ -81,22 +82,20 @@ class DecisionRule:
         """The rule stored with a model, with a deployment's overrides; a model saved before the rule existed
         gets its raw probabilities, DEFAULT_MIN_CONFIDENCE and no "unknown"."""
         reference_file = Path(folder) / OOD_REFERENCE_FILE
-        has_ood = card.ood.get("score") == "knn" and reference_file.is_file()
-        if has_ood:
+        ood = card.ood if card.ood is not None and card.ood.score == "knn" and reference_file.is_file() else None
+        if ood is not None:
             # NumPy's BLAS threads spin after each product, on the cores the forward pass needs: measured in the
-            # service, +44 core-ms and +20 ms a photo with them, +1 with one thread (README, Benchmarks).
+            # service, +44 core-ms and +20 ms a photo with them, +1 with one thread (benchmarks/RESULTS.md).
             threadpool_limits(1, user_api="blas")
         return cls(
             temperature=card.temperature,
             min_confidence=min_confidence
             if min_confidence is not None
             else card.min_confidence or DEFAULT_MIN_CONFIDENCE,
-            ood_threshold=(ood_threshold if ood_threshold is not None else card.ood.get("threshold"))
-            if has_ood
-            else None,
-            k=int(card.ood.get("k", 1)),
+            ood_threshold=None if ood is None else ood_threshold if ood_threshold is not None else ood.threshold,
+            k=1 if ood is None else ood.k,
             # Converted once: a float16 matrix product converts the reference on every call (~16 ms a photo).
-            reference=np.load(reference_file).astype(np.float64) if has_ood else None,
+            reference=None if ood is None else np.load(reference_file).astype(np.float64),
         )
 
     def ood_scores(self, features: np.ndarray | None) -> np.ndarray | None:

@@ -3,7 +3,7 @@
 A head that is one linear layer on globally averaged features makes the map exact and cheap: each cell of the
 backbone's last grid (10x10 at 299) weighted by the head's weights for the class. The exported model computes
 the maps itself (its `class_maps` output: a logit per cell and class, averaging to the class's logit), and
-ONNX Runtime hands them out only when asked (`classify_pixels(..., explain=True)`).
+ONNX Runtime hands them out only when asked (`forward_in_batches(..., explain=True)`).
 
 The network sees the whole photo squeezed to a square, so the grid stretches back over the photo as it is.
 """
@@ -11,6 +11,7 @@ The network sees the whole photo squeezed to a square, so the grid stretches bac
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -48,3 +49,21 @@ def png(image: Image.Image) -> bytes:
     encoded = io.BytesIO()
     image.save(encoded, "PNG", compress_level=1)
     return encoded.getvalue()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Where the model looked for one class in one photo."""
+
+    label: str  # the class the map is for
+    class_map: np.ndarray  # (grid, grid) the head's logit for the class in each cell of the backbone's last grid
+    photo: Image.Image  # the photo, upright RGB
+
+    @property
+    def grid(self) -> np.ndarray:
+        """The map from 0 (weakest evidence) to 1 (strongest), top row first."""
+        return heat(self.class_map)
+
+    def overlay(self, opacity: float = 0.5) -> Image.Image:
+        """The photo with the heat map over it (longest side LONGEST_SIDE at most)."""
+        return overlay(self.photo, self.class_map, opacity)

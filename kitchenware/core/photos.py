@@ -21,7 +21,7 @@ from kitchenware.core.preprocessing import ImageError, load_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"}
 KAGGLE_CSV = "train.csv"
 
 
@@ -194,16 +194,23 @@ def label_indices(samples: list[Sample], class_names: list[str]) -> np.ndarray:
     return np.array([index[sample.label] for sample in samples], dtype=np.int32)
 
 
-def unlabelled_images(input_dir: str | Path) -> list[Sample]:
-    """Photos to classify: Kaggle's test.csv + images/, or every image file under a folder, recursively.
+def unlabelled_images(source: str | Path) -> list[Sample]:
+    """Photos to classify: one photo, Kaggle's test.csv + images/, or every image file under a folder, recursively.
 
-    The Id is the path relative to the folder, without its suffix ("0042" or "cup/0042"). A photo inside a
-    first-level folder gets that folder's name as its label, so a class-folder tree can be scored; photos
-    lying at the top level get an empty label.
+    The Id is the path relative to the folder, without its suffix ("0042" or "cup/0042"; a single photo's is its name
+    without the suffix). A photo inside a first-level folder gets that folder's name as its label, so a class-folder
+    tree can be scored; photos lying at the top level get an empty label.
     """
-    root = Path(input_dir)
+    root = Path(source)
+    if root.is_file():
+        if root.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(
+                f"{root} is not a photo ({', '.join(sorted(IMAGE_SUFFIXES))}): pass a photo, a folder of photos or "
+                "Kaggle's folder with test.csv"
+            )
+        return [Sample(root.stem, root, "")]
     if not root.is_dir():
-        raise DataError(f"input folder {root} does not exist: pass a folder of photos or Kaggle's folder with test.csv")
+        raise DataError(f"{root} does not exist: pass a photo, a folder of photos or Kaggle's folder with test.csv")
     if (root / "test.csv").is_file():
         with open(root / "test.csv", newline="", encoding="utf-8-sig") as file:
             reader = csv.DictReader(file)

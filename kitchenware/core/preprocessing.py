@@ -31,18 +31,21 @@ class ImageError(ValueError):
     """The input is not an image this project can read; the message says why and what to do."""
 
 
-ImageSource = str | Path | bytes | BinaryIO
+ImageSource = str | Path | bytes | BinaryIO | Image.Image  # a path, the file's bytes, an open file, or a Pillow image
 
 
 def load_image(
     source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS, at_least: int | None = None
 ) -> Image.Image:
     """Decode a photo (path, bytes or file object) into an upright 8-bit RGB image; with `at_least`,
-    a JPEG may come out scaled down, but never below at_least x at_least.
+    a JPEG may come out scaled down, but never below at_least x at_least. A Pillow image, already decoded, is only
+    turned upright and converted.
 
     Raises ImageError for empty, truncated, unknown or oversized files, checking the pixel
     count from the header before decoding the pixels.
     """
+    if isinstance(source, Image.Image):
+        return to_rgb(ImageOps.exif_transpose(source))
     if isinstance(source, bytes):
         if not source:
             raise ImageError("the file is empty: upload a JPEG, PNG, WebP, HEIC, BMP, GIF or TIFF photo")

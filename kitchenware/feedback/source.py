@@ -1,5 +1,5 @@
 """The sellers' choices as training data: `--data feedback:<URL>` (the photos with a chosen class, not "other"),
-and `train.py feedback export` for other tools (the class-folder layout)."""
+and `kitchenware feedback export` for other tools (the class-folder layout)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ decision and label, and the distribution of confidence. Served at /metrics with 
 from __future__ import annotations
 
 import bentoml
-import numpy as np
 
 from kitchenware.core.decision import Answers
 
@@ -34,9 +33,9 @@ STORAGE_FAILURES = bentoml.metrics.Counter(
 )
 
 
-def count(answers: Answers, class_names: list[str], float_answered: np.ndarray | None = None) -> None:
+def count(answers: Answers, class_names: list[str]) -> None:
     for decision, label, confidence in zip(answers.decisions, answers.labels, answers.confidences):
         ANSWERS.labels(decision=decision, label=class_names[label]).inc()
         CONFIDENCE.observe(float(confidence))
-    if float_answered is not None and float_answered.any():
-        FLOAT_FALLBACKS.inc(int(float_answered.sum()))
+    if answers.float_answered is not None and answers.float_answered.any():
+        FLOAT_FALLBACKS.inc(int(answers.float_answered.sum()))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+
 from pydantic import BaseModel, Field
 
+from kitchenware.core.answers import Answer
 from kitchenware.core.card import ModelCard
-from kitchenware.core.decision import Answers, DecisionRule
+from kitchenware.core.decision import DecisionRule
 
 
 class Classification(BaseModel):
@@ -43,34 +45,14 @@ class FeedbackSaved(BaseModel):
     predicted: str = Field(description="what the model had answered for that photo")
 
 
-def ranked(probabilities: np.ndarray, class_names: list[str]) -> dict[str, float]:
-    """{class: probability}, highest first."""
-    order = np.argsort(-probabilities, kind="stable")
-    return {class_names[i]: round(float(probabilities[i]), 6) for i in order}
-
-
-def classifications(answers: Answers, class_names: list[str], tag: str) -> list[Classification]:
-    results = []
-    for i, decision in enumerate(answers.decisions):
-        scores = ranked(answers.probabilities[i], class_names)
-        label = class_names[answers.labels[i]]
-        ood_score = None if answers.ood_scores is None else round(float(answers.ood_scores[i]), 6)
-        results.append(
-            Classification(
-                label=label,
-                confidence=scores[label],
-                decision=decision,
-                ood_score=ood_score,
-                probabilities=scores,
-                model=tag,
-            )
-        )
-    return results
+def classification(answer: Answer, tag: str) -> Classification:
+    return Classification(**answer.to_dict(), model=tag)
 
 
 def model_info(card: ModelCard, tag: str, runtime: str, rule: DecisionRule) -> dict:
     """The part of the model card a client wants to see, what runs it, and the decision thresholds in force."""
     validation = card.validation
+    int8 = card.int8
     return {
         "model": tag,
         "runtime": runtime,
@@ -78,7 +60,14 @@ def model_info(card: ModelCard, tag: str, runtime: str, rule: DecisionRule) -> d
         "input_size": card.input_size,
         "architecture": card.architecture,
         "weights": card.weights,
-        "validation": {key: validation.get(key) for key in ("accuracy", "loss", "images", "per_class")},
+        "validation": None
+        if validation is None
+        else {
+            "accuracy": validation.accuracy,
+            "loss": validation.loss,
+            "images": validation.images,
+            "per_class": list(validation.per_class),
+        },
         "dataset": {key: card.dataset.get(key) for key in ("images", "counts", "sources", "split", "fingerprint")},
         "decisions": {
             "temperature": rule.temperature,
@@ -93,13 +82,21 @@ def model_info(card: ModelCard, tag: str, runtime: str, rule: DecisionRule) -> d
                 else "this model was saved before calibration: raw probabilities, a default confidence bar, "
                 "and no 'unknown' answers; train it again to get them"
             ),
-            "validation": card.calibration,
+            "validation": None if card.calibration is None else _without_none(dataclasses.asdict(card.calibration)),
         },
-        "int8": {
-            key: card.int8.get(key) for key in ("band", "band_safety_factor", "band_chosen_on", "validation_accuracy")
-        }
-        if card.int8
-        else None,
+        "int8": None
+        if int8 is None
+        else {
+            "band": dataclasses.asdict(int8.band),
+            "band_safety_factor": int8.band_safety_factor,
+            "band_chosen_on": int8.band_chosen_on,
+            "validation_accuracy": int8.validation_accuracy,
+        },
         "created": card.created,
         "command": card.command,
     }
+
+
+def _without_none(figures: dict) -> dict:
+    """The figures a card holds, as it stores them."""
+    return {key: value for key, value in figures.items() if value is not None}

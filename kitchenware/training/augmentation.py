@@ -1,5 +1,5 @@
 """Random augmented views of a photo: the head trains on several views of each training photo whose backbone
-features are cached (`train.py train --augment-views N`), for the price of one feature extraction per view, and
+features are cached (`kitchenware train --augment-views N`), for the price of one feature extraction per view, and
 the int8 network's quantization-aware fine-tuning sees a new view of each calibration photo every epoch.
 
 A view is made from the decoded photo *before* it is resized to the model's input, so the crop keeps the

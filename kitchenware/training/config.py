@@ -10,9 +10,9 @@ from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.training.augmentation import ViewRecipe
 
 INPUT_SIZES = {"scratch": 150, "xception": 299}
-# `train.py quantize`: quantization-aware fine-tuning of the int8 network (kitchenware/training/qat.py), passes over
+# `kitchenware quantize`: quantization-aware fine-tuning of the int8 network (kitchenware/training/qat.py), passes over
 # the calibration photos and learning rate; 8 at 3e-5 took the validation photos' fallback from 23.9 to 19.5 %.
-# The activations' steps learning with them at 3e-3 (0: fixed) took it to 15.6 % (README, int8).
+# The activations' steps learning with them at 3e-3 (0: fixed) took it to 15.6 % (docs/int8.md).
 QAT_EPOCHS = 8
 QAT_LEARNING_RATE = 3e-5
 QAT_STEP_LEARNING_RATE = 3e-3
@@ -71,7 +71,7 @@ class TrainConfig:
     def weights_record(self) -> tuple[str, str | None]:
         """(what the backbone started from, the SHA-256 of its local file): a model card names no local path.
 
-        A local --weights file is the offline copy of the ImageNet weights (README); its hash says which."""
+        A local --weights file is the offline copy of the ImageNet weights (docs/training.md); its hash says which."""
         if self.arch != "xception":
             return "none (trained from scratch)", None
         if self.weights in ("imagenet", "none"):

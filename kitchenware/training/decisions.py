@@ -3,7 +3,7 @@
 - Temperature scaling: one scalar T minimising the validation photos' negative log-likelihood.
 - "unknown": the k-nearest-neighbour distance (k=1) from a photo's L2-normalised backbone features to the
   training photos' (Sun et al., ICML 2022). Chosen by measurement over 5 grouped folds of both shared photo
-  sets against ../shared/data/not-kitchenware (README, "Answers a seller can trust"): AUROC 0.993 and 2 % of
+  sets against ../shared/data/not-kitchenware (docs/decisions.md): AUROC 0.993 and 2 % of
   other things accepted at 95 % of kitchenware accepted, against 0.991/5.9 % for Mahalanobis (Ledoit-Wolf,
   normalised features), 0.974/8.5 % for the energy score and 0.964/16 % for the calibrated top probability.
 - Thresholds: "unknown" above the score that accepts UNKNOWN_ACCEPT of the validation photos; "unsure" under

@@ -2,7 +2,7 @@
 
 Two photos are near-duplicates when the cosine similarity of their backbone features (ImageNet Xception,
 global average pooling) is at least NEAR_DUPLICATE_COSINE; groups are the connected components. Chosen by
-measurement over both shared photo sets (README, "Honest validation"): on 500 planted copies (half size,
+measurement over both shared photo sets (docs/validation.md): on 500 planted copies (half size,
 JPEG quality 60, 10 % crop, brightness x1.2, mirrored) it finds 94 %, and no pair of photos of different
 classes reaches it (the most alike such pair: 0.906); a perceptual hash (phash, distance <= 2) finds 51 %.
 """

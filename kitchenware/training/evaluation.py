@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kitchenware.classifier import Classifier
 from kitchenware.core.decision import CONFIDENT, DECISIONS, Answers
-from kitchenware.core.explain import overlay
-from kitchenware.core.inference import Classifier, classify_pixels
 from kitchenware.core.photos import Sample
-from kitchenware.core.preprocessing import load_image, resize
+from kitchenware.training.decisions import expected_calibration_error, pick_unknown_threshold
 
 
 @dataclass
@@ -34,8 +33,6 @@ class Report:
 
     @property
     def expected_calibration_error(self) -> float:
-        from kitchenware.training.decisions import expected_calibration_error
-
         return expected_calibration_error(self.probabilities, self.labels)
 
     def risk_coverage(self) -> list[dict]:
@@ -250,8 +247,6 @@ def out_of_distribution(report: Report, samples: list[Sample], answers: Answers)
     under the score that accepts 95 % of the labelled photos)."""
     from sklearn.metrics import roc_auc_score
 
-    from kitchenware.training.decisions import pick_unknown_threshold
-
     kinds = {"all": np.ones(len(samples), bool)}
     for kind in sorted({sample.path.name.split("-")[0] for sample in samples}):
         kinds[kind] = np.array([sample.path.name.split("-")[0] == kind for sample in samples])
@@ -284,9 +279,7 @@ def write_out_of_distribution(figures: dict[str, dict], folder: Path) -> None:
 MAX_EXPLAINED = 48  # misclassified photos drawn on the sheet, most confident mistakes first
 
 
-def write_misclassified_heatmaps(
-    report: Report, samples: list[Sample], classifier: Classifier, input_size: int, path: Path
-) -> int:
+def write_misclassified_heatmaps(report: Report, samples: list[Sample], classifier: Classifier, path: Path) -> int:
     """A contact sheet of the misclassified photos, each with the heat map of the class the model wrongly chose
     (where it looked when it went wrong), captioned "true -> predicted (probability)". Returns how many photos it
     shows; writes nothing when there is no mistake or the model has no class maps (core/explain.py)."""
@@ -296,15 +289,13 @@ def write_misclassified_heatmaps(
     wrong = sorted(wrong, key=lambda i: -report.probabilities[i].max())[:MAX_EXPLAINED]
     if not wrong or not classifier.has_class_maps:
         return 0
-    photos = [load_image(samples[i].path, at_least=input_size) for i in wrong]
-    maps = classify_pixels(classifier, np.stack([resize(photo, input_size) for photo in photos]), True).class_maps
     tile, caption, per_row = 220, 30, 6
     rows = -(-len(wrong) // per_row)
     sheet = Image.new("RGB", (per_row * (tile + 4), rows * (tile + caption + 4)), "white")
     draw = ImageDraw.Draw(sheet)
-    for n, (i, photo) in enumerate(zip(wrong, photos)):
+    for n, i in enumerate(wrong):
         predicted = int(report.predictions[i])
-        shown = overlay(photo, maps[n, :, :, predicted])
+        shown = classifier.explain(samples[i].path, report.class_names[predicted]).overlay()
         shown.thumbnail((tile, tile))
         left, top = (n % per_row) * (tile + 4), (n // per_row) * (tile + caption + 4)
         sheet.paste(shown, (left, top))

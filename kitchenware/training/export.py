@@ -12,7 +12,16 @@ import keras
 import numpy as np
 
 from kitchenware import store
-from kitchenware.core.card import CARD_MARKDOWN, KERAS_FILE, MODEL_FILES, ONNX_FILE, OOD_REFERENCE_FILE, ModelCard
+from kitchenware.core.card import (
+    CARD_MARKDOWN,
+    KERAS_FILE,
+    ONNX_FILE,
+    OOD_REFERENCE_FILE,
+    CalibrationSection,
+    ModelCard,
+    OodSection,
+    ValidationSection,
+)
 from kitchenware.training.decisions import UNKNOWN_ACCEPT, UNSURE_TARGET, FittedRule
 from kitchenware.training.model_card import card_markdown
 
@@ -50,7 +59,7 @@ def training_card(
         weights_sha256=weights_sha256,
         command=command_line,
         config=config.as_metadata(),
-        validation=report.summary(),
+        validation=ValidationSection.from_dict(report.summary()),
         dataset={
             "sources": [
                 {"name": source.name, "root": str(source.root), "layout": source.layout, "counts": counts}
@@ -67,18 +76,12 @@ def training_card(
         },
         temperature=rule.temperature,
         min_confidence=rule.min_confidence,
-        ood=(
-            {}
-            if rule.ood_threshold is None
-            else {
-                "score": "knn",
-                "k": rule.k,
-                "threshold": rule.ood_threshold,
-                "accept": UNKNOWN_ACCEPT,
-                "reference_photos": len(prepared.train),
-            }
+        ood=None
+        if rule.ood_threshold is None
+        else OodSection(rule.ood_threshold, "knn", rule.k, UNKNOWN_ACCEPT, len(prepared.train)),
+        calibration=CalibrationSection.from_dict(
+            {"fit_on": held_out, "unsure_target": UNSURE_TARGET, **fitted.figures}
         ),
-        calibration={"fit_on": held_out, "unsure_target": UNSURE_TARGET, **fitted.figures},
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
 
@@ -175,7 +178,20 @@ def save_to_store(
 ) -> str:
     """Export the model and put its files and card into the BentoML store; returns the tag."""
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        card = export_folder(model, card, folder, reference)
-        files = {name: folder / name for name in MODEL_FILES if (folder / name).is_file()}
-        return store.save(card, files, labels)
+        card = export_folder(model, card, Path(scratch), reference)
+        return store.save(card, store.files_of(Path(scratch)), labels)
+
+
+def import_keras_export(folder: Path) -> tuple[str, bool]:
+    """Import a folder exported before ONNX files were (model.keras and its card) into the store once, exporting
+    model.onnx on the way in. Returns (tag, newly imported), as `store.import_exported`."""
+    card = ModelCard.read(folder)
+    digest = store.network_digest(folder)
+    tag = store.imported(card.name, digest)
+    if tag is not None:
+        return tag, False
+    log.info("%s has no %s: exporting it from %s", folder, ONNX_FILE, KERAS_FILE)
+    with tempfile.TemporaryDirectory() as scratch:
+        model = keras.models.load_model(Path(folder) / KERAS_FILE)
+        card = export_folder(model, card.replace(file_sha256=digest), Path(scratch))
+        return store.save(card, store.files_of(Path(scratch)), card.config.get("labels", {})), True

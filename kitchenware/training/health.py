@@ -1,4 +1,4 @@
-"""A data health check before training (and as `train.py check`): what in a photo set would mislead a model or
+"""A data health check before training (and as `kitchenware check`): what in a photo set would mislead a model or
 its validation. Unreadable files, exact and near-duplicate photos, tiny photos, extreme aspect ratios, and
 classes too small or too unbalanced; a short report and a contact sheet of the near-duplicate groups."""
 

@@ -1,9 +1,11 @@
-"""The model card as people read it (model_card.md): written by training's export and by `train.py quantize`,
+"""The model card as people read it (model_card.md): written by training's export and by `kitchenware quantize`,
 without TensorFlow."""
 
 from __future__ import annotations
 
-from kitchenware.core.card import KERAS_FILE, ONNX_FILE, ModelCard
+import dataclasses
+
+from kitchenware.core.card import KERAS_FILE, ONNX_FILE, CalibrationSection, Int8Section, ModelCard
 
 
 def card_markdown(card: ModelCard) -> str:
@@ -44,52 +46,31 @@ def card_markdown(card: ModelCard) -> str:
             f"± {cv['accuracy_std']} (pooled {cv['accuracy_pooled']}); recall per class (pooled): {recalls}"
         )
     if card.min_confidence is not None:
-        figures = card.calibration
+        figures = card.calibration or CalibrationSection()
         unknown = (
-            f"'unknown' above a distance of {card.ood['threshold']:.4f} to the nearest training photo's features "
-            f"(accepts {card.ood['accept']:.0%} of the validation photos)"
+            f"'unknown' above a distance of {card.ood.threshold:.4f} to the nearest training photo's features "
+            f"(accepts {card.ood.accept:.0%} of the validation photos)"
             if card.ood
             else "no 'unknown' (no backbone features)"
         )
         lines += [
             f"- decisions: temperature {card.temperature:.4f} and 'unsure' under a calibrated confidence of "
-            f"{card.min_confidence:.4f}, fit on {figures.get('temperature_and_unsure_fit_on', 'the validation split')};"
-            " "
-            f"{unknown}, fit on {figures.get('fit_on', 'held-out photos')}",
-            f"  - on the validation split: ECE {figures.get('ece_before')} -> {figures.get('ece_after')}; "
-            f"{figures.get('confident_share', 0):.1%} answered 'confident', with accuracy "
-            f"{figures.get('confident_accuracy')}; {figures.get('unknown_share', 0):.1%} 'unknown'",
+            f"{card.min_confidence:.4f}, fit on {figures.temperature_and_unsure_fit_on}; "
+            f"{unknown}, fit on {figures.fit_on or 'held-out photos'}",
+            f"  - on the validation split: ECE {figures.ece_before} -> {figures.ece_after}; "
+            f"{figures.confident_share or 0:.1%} answered 'confident', with accuracy "
+            f"{figures.confident_accuracy}; {figures.unknown_share or 0:.1%} 'unknown'",
         ]
     if card.int8:
-        int8 = card.int8
-        kept = ", ".join(
-            f"{len(value)} {name}" if isinstance(value, list) else value
-            for name, value in int8["recipe"]["kept_float"].items()
-        )
-        recipe = f"{int8['recipe']['calibration']}; kept in float: {kept}"
-        tuned = int8["recipe"].get("fine_tuning")
-        if isinstance(tuned, dict):
-            recipe += f"; quantization-aware fine-tuning, {tuned['epochs']} epochs on {tuned['photos']} photos"
-            if tuned.get("step_learning_rate"):
-                recipe += ", the activations' steps learned too"
-        lines.append(
-            f"- int8 network: {int8['file']} ({recipe}), served by the onnx-int8-cascade runtime (the default for a "
-            f"model that has it): the float network answers inside the band {int8['band']} "
-            f"(safety factor {int8['band_safety_factor']}, chosen on {int8['band_chosen_on']})"
-        )
-        for name, row in int8["figures"].items():
-            lines.append(
-                f"  - {name}: {row['photos']} photos, float network on {row['fallback']:.1%}, final answer the float "
-                f"network's on {row['final_agreement']:.2%} (int8 alone {row['int8_alone_agreement']:.2%})"
-            )
+        lines += _int8_lines(card.int8)
     if metrics:
         lines += [
-            f"- validation: accuracy {metrics['accuracy']}, loss {metrics['loss']} on {metrics['images']} images",
+            f"- validation: accuracy {metrics.accuracy}, loss {metrics.loss} on {metrics.images} images",
             "",
             "| class | training images | validation images | precision | recall | F1 |",
             "|---|---|---|---|---|---|",
         ]
-        for row in metrics["per_class"]:
+        for row in metrics.per_class:
             trained_on = dataset.get("train_counts", {}).get(row["class"], "")
             cells = [row["class"], trained_on, row["support"], row["precision"], row["recall"], row["f1"]]
             lines.append("| " + " | ".join(map(str, cells)) + " |")
@@ -101,6 +82,33 @@ def card_markdown(card: ModelCard) -> str:
             "|---|" + "---|" * len(names),
         ]
         lines += [
-            f"| {name} | " + " | ".join(map(str, row)) + " |" for name, row in zip(names, metrics["confusion_matrix"])
+            f"| {name} | " + " | ".join(map(str, row)) + " |" for name, row in zip(names, metrics.confusion_matrix)
         ]
     return "\n".join(lines) + "\n"
+
+
+def _int8_lines(int8: Int8Section) -> list[str]:
+    recipe = ""
+    if int8.recipe is not None:
+        kept = ", ".join(
+            f"{len(value)} {name}" if isinstance(value, list) else value
+            for name, value in int8.recipe.kept_float.items()
+        )
+        recipe = f" ({int8.recipe.calibration}; kept in float: {kept}"
+        tuned = int8.recipe.fine_tuning
+        if tuned is not None:
+            recipe += f"; quantization-aware fine-tuning, {tuned.epochs} epochs on {tuned.photos} photos"
+            if tuned.step_learning_rate:
+                recipe += ", the activations' steps learned too"
+        recipe += ")"
+    lines = [
+        f"- int8 network: {int8.file}{recipe}, served by the onnx-int8-cascade runtime (the default for a "
+        f"model that has it): the float network answers inside the band {dataclasses.asdict(int8.band)} "
+        f"(safety factor {int8.band_safety_factor}, chosen on {int8.band_chosen_on})"
+    ]
+    for name, row in int8.figures.items():
+        lines.append(
+            f"  - {name}: {row.photos} photos, float network on {row.fallback:.1%}, final answer the float "
+            f"network's on {row.final_agreement:.2%} (int8 alone {row.int8_alone_agreement:.2%})"
+        )
+    return lines

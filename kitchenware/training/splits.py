@@ -73,3 +73,9 @@ def write_split(train: list[Sample], val: list[Sample], path: Path, groups: dict
             writer.writerows(
                 [s.source, s.id, s.label, subset, "" if groups is None else groups[s], str(s.path)] for s in samples
             )
+
+
+def validation_photos(split_csv: Path) -> set[tuple[str, str]]:
+    """(source, Id) of the validation side of a training run's split.csv: photos the model was not trained on."""
+    with open(split_csv, newline="") as file:
+        return {(row["source"], row["Id"]) for row in csv.DictReader(file) if row["subset"] == "validation"}

@@ -127,7 +127,7 @@ class PreparedData:
 
 def inspect_photos(config: TrainConfig, extract: Extractor | None = None) -> tuple[HealthReport, FeatureCache | None]:
     """Find the photos, skip the unreadable ones and run the health check, on the backbone's features when the
-    head trains on cached ones (they find the near-duplicates): `train.py check`, and the start of training."""
+    head trains on cached ones (they find the near-duplicates): `kitchenware check`, and the start of training."""
     found = find_sources(*config.data)
     readable, skipped = drop_unreadable(found.samples)
     cache = FeatureCache(config, extract) if uses_cached_features(config) else None

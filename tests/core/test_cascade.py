@@ -10,10 +10,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from kitchenware.core.card import INT8_FILE, ONNX_FILE
-from kitchenware.core.cascade import Band, CascadeClassifier, Edges, edges, log_odds
+from kitchenware.core.card import INT8_FILE, ONNX_FILE, Band, Int8Section
+from kitchenware.core.cascade import CascadeRuntime, Edges, edges, log_odds, unclear
 from kitchenware.core.decision import DecisionRule, l2_normalise
-from kitchenware.core.inference import CASCADE, OnnxClassifier, open_classifier, preferred_runtime
+from kitchenware.core.inference import OnnxRuntime
+from kitchenware.core.runtimes import CASCADE, open_runtime, preferred_runtime
 
 SIZE, CLASSES, FEATURES = 4, 3, 8
 
@@ -69,7 +70,7 @@ def pixels() -> np.ndarray:
 
 def rule_for(float_file: Path, pixels: np.ndarray) -> DecisionRule:
     """A rule whose thresholds sit among these photos' answers, so every edge is met by some of them."""
-    exact = OnnxClassifier(float_file, 1).forward(pixels)
+    exact = OnnxRuntime(float_file, 1).forward(pixels)
     reference = l2_normalise(exact.features[:50])
     rule = DecisionRule(temperature=1.5, min_confidence=0.5, ood_threshold=1.0, reference=reference)
     scores = rule.ood_scores(exact.features[50:])
@@ -80,25 +81,25 @@ def test_the_float_network_answers_exactly_the_photos_inside_the_band(pair, pixe
     float_file, int8_file = pair
     rule = rule_for(float_file, pixels)
     band = Band(margin=0.4, confidence_low=-0.3, confidence_high=0.3, ood_low=-0.05, ood_high=0.05)
-    exact = OnnxClassifier(float_file, 1).forward(pixels)
-    quick = OnnxClassifier(int8_file, 1).forward(pixels)
-    unclear = band.unclear(rule, edges(rule, quick))
-    assert 0.05 < unclear.mean() < 0.95  # both kinds of photo are met
+    exact = OnnxRuntime(float_file, 1).forward(pixels)
+    quick = OnnxRuntime(int8_file, 1).forward(pixels)
+    refereed = unclear(band, rule, edges(rule, quick))
+    assert 0.05 < refereed.mean() < 0.95  # both kinds of photo are met
 
-    answered = CascadeClassifier(int8_file, float_file, rule, band, threads=1).forward(pixels)
+    answered = CascadeRuntime(int8_file, float_file, rule, band, threads=1).forward(pixels)
 
-    np.testing.assert_array_equal(answered.float_answered, unclear)
-    np.testing.assert_array_equal(answered.probabilities[unclear], exact.probabilities[unclear])
-    np.testing.assert_array_equal(answered.features[unclear], exact.features[unclear])
-    np.testing.assert_array_equal(answered.probabilities[~unclear], quick.probabilities[~unclear])
-    np.testing.assert_array_equal(answered.features[~unclear], quick.features[~unclear])
+    np.testing.assert_array_equal(answered.float_answered, refereed)
+    np.testing.assert_array_equal(answered.probabilities[refereed], exact.probabilities[refereed])
+    np.testing.assert_array_equal(answered.features[refereed], exact.features[refereed])
+    np.testing.assert_array_equal(answered.probabilities[~refereed], quick.probabilities[~refereed])
+    np.testing.assert_array_equal(answered.features[~refereed], quick.features[~refereed])
     assert answered.class_maps is None
 
 
 def test_a_band_wider_than_every_gap_gives_the_float_networks_answers(pair, pixels):
     float_file, int8_file = pair
     rule = rule_for(float_file, pixels)
-    exact, quick = OnnxClassifier(float_file, 1).forward(pixels), OnnxClassifier(int8_file, 1).forward(pixels)
+    exact, quick = OnnxRuntime(float_file, 1).forward(pixels), OnnxRuntime(int8_file, 1).forward(pixels)
     a, b = edges(rule, exact), edges(rule, quick)
     rows = np.arange(len(pixels))
     gained = (b.log_probabilities - a.log_probabilities)[rows, b.labels][:, None] - (
@@ -110,7 +111,7 @@ def test_a_band_wider_than_every_gap_gives_the_float_networks_answers(pair, pixe
     band = Band(
         gained.max(), min(log_odds_gap.min(), 0), max(log_odds_gap.max(), 0), min(ood_gap.min(), 0), ood_gap.max()
     )
-    answered = CascadeClassifier(int8_file, float_file, rule, band, threads=1).forward(pixels)
+    answered = CascadeRuntime(int8_file, float_file, rule, band, threads=1).forward(pixels)
 
     truth, found = (
         rule.decide(exact.probabilities, exact.features),
@@ -134,7 +135,7 @@ def one_photo(gap: float, log_odds_value: float, ood: float | None) -> Edges:
 
 
 @pytest.mark.parametrize(
-    ("gap", "confidence", "ood", "unclear"),
+    ("gap", "confidence", "ood", "in_doubt"),
     [
         (2.0, 0.9, 0.2, False),  # clearly confident, clearly kitchenware
         (0.5, 0.9, 0.2, True),  # the label's gap is the band's margin: in doubt
@@ -146,27 +147,27 @@ def one_photo(gap: float, log_odds_value: float, ood: float | None) -> Edges:
         (2.0, 0.9, 0.98, False),  # the score at the threshold plus ood_low: known
     ],
 )
-def test_the_band_is_in_doubt_only_near_an_edge(gap, confidence, ood, unclear):
+def test_the_band_is_in_doubt_only_near_an_edge(gap, confidence, ood, in_doubt):
     rule = DecisionRule(temperature=1.0, min_confidence=0.5, ood_threshold=1.0)
     band = Band(margin=0.5, confidence_low=-0.2, confidence_high=0.3, ood_low=-0.02, ood_high=0.05)
-    assert bool(band.unclear(rule, one_photo(gap, log_odds(confidence), ood))[0]) is unclear
+    assert bool(unclear(band, rule, one_photo(gap, log_odds(confidence), ood))[0]) is in_doubt
 
 
 def test_without_an_unknown_threshold_only_the_label_and_confidence_count():
     rule = DecisionRule(temperature=1.0, min_confidence=0.5, ood_threshold=None)
     band = Band(margin=0.5, confidence_low=-0.2, confidence_high=0.3, ood_low=-0.02, ood_high=0.05)
-    assert not band.unclear(rule, one_photo(2.0, log_odds(0.9), None))[0]
-    assert band.unclear(rule, one_photo(2.0, log_odds(0.55), None))[0]
+    assert not unclear(band, rule, one_photo(2.0, log_odds(0.9), None))[0]
+    assert unclear(band, rule, one_photo(2.0, log_odds(0.55), None))[0]
 
 
 def test_explain_runs_the_float_network(pair, pixels):
     float_file, int8_file = pair
     rule = rule_for(float_file, pixels)
     band = Band(0.0, 0.0, 0.0, 0.0, 0.0)  # never in doubt: only /explain runs the float network
-    cascade = CascadeClassifier(int8_file, float_file, rule, band, threads=1)
+    cascade = CascadeRuntime(int8_file, float_file, rule, band, threads=1)
     explained, exact = (
         cascade.forward(pixels[:5], explain=True),
-        OnnxClassifier(float_file, 1).forward(pixels[:5], True),
+        OnnxRuntime(float_file, 1).forward(pixels[:5], True),
     )
     assert cascade.has_class_maps
     np.testing.assert_array_equal(explained.class_maps, exact.class_maps)
@@ -177,14 +178,14 @@ def test_explain_runs_the_float_network(pair, pixels):
 def test_the_cascade_runtime_needs_the_int8_network_and_its_band(pair, pixels, tmp_path: Path):
     float_file, int8_file = pair
     rule = rule_for(float_file, pixels)
-    band = {"band": Band(0.4, -0.3, 0.3, -0.05, 0.05).to_dict()}
-    cascade = open_classifier(tmp_path, CASCADE, 1, SIZE, rule, band)
-    assert isinstance(cascade, CascadeClassifier) and cascade.band == Band.from_card(band)
+    band = Int8Section(Band(0.4, -0.3, 0.3, -0.05, 0.05))
+    cascade = open_runtime(tmp_path, CASCADE, 1, SIZE, rule, band)
+    assert isinstance(cascade, CascadeRuntime) and cascade.band == band.band
     # what serves when nobody chose: the cascade only with both its network and its band
     assert preferred_runtime(tmp_path, band) == CASCADE
-    assert preferred_runtime(tmp_path, None) == preferred_runtime(tmp_path, {"band": {}}) == "onnx"
+    assert preferred_runtime(tmp_path, None) == "onnx"
     int8_file.unlink()
     assert preferred_runtime(tmp_path, band) == "onnx"
-    with pytest.raises(FileNotFoundError, match="train.py quantize"):
-        open_classifier(tmp_path, CASCADE, 1, SIZE, rule, band)
-    assert open_classifier(tmp_path, "onnx", 1, SIZE).forward(pixels[:2]).float_answered is None  # float still serves
+    with pytest.raises(FileNotFoundError, match="kitchenware quantize"):
+        open_runtime(tmp_path, CASCADE, 1, SIZE, rule, band)
+    assert open_runtime(tmp_path, "onnx", 1, SIZE).forward(pixels[:2]).float_answered is None  # float still serves

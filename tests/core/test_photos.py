@@ -91,3 +91,25 @@ def test_class_folders_are_read_with_their_subfolders(folder_photos: Path):
     photos = files.find_photos(folder_photos)
     assert len(photos.samples) == 30 and photos.counts()["cup"] == 10
     assert files.Sample("cup/2024/0.png", folder_photos / "cup" / "2024" / "0.png", "cup", "folders") in photos.samples
+
+
+def test_one_photo_is_listed_by_its_name_and_a_file_that_is_not_a_photo_is_refused(folder_photos: Path):
+    assert files.unlabelled_images(folder_photos / "cup" / "0.png") == [
+        files.Sample("0", folder_photos / "cup" / "0.png", "")
+    ]
+    (folder_photos / "notes.txt").write_text("hello")
+    with pytest.raises(files.DataError, match=r"notes.txt is not a photo .*: pass a photo, a folder of photos"):
+        files.unlabelled_images(folder_photos / "notes.txt")
+    with pytest.raises(files.DataError, match=r"nowhere.jpg does not exist: pass a photo, a folder of photos"):
+        files.unlabelled_images(folder_photos / "nowhere.jpg")
+
+
+def test_iphone_photos_are_listed_like_any_other(folder_photos: Path):
+    from images import colour_photo, encode
+
+    (folder_photos / "cup" / "iphone.heic").write_bytes(encode(colour_photo(size=(64, 48)), "HEIF", quality=90))
+    listed = {sample.id for sample in files.unlabelled_images(folder_photos)}
+    found = {sample.id for sample in files.find_photos(folder_photos).samples}
+    assert "cup/iphone" in listed and "cup/iphone.heic" in found
+    readable, skipped = files.drop_unreadable(files.find_photos(folder_photos).samples)
+    assert not skipped and len(readable) == 31

@@ -11,6 +11,8 @@ import pytest
 from sample_data import MORE_PHOTOS, ROOT, needs_shipped_model_and_photos
 from server import serving
 
+from kitchenware import Classifier
+
 TENSORFLOW_START_UP = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "oneDNN", "cuInit", "tensorflow")
 
 
@@ -25,7 +27,7 @@ def test_help_of_every_command_is_right(command: str):
     result = train_py(command, "--help")
     assert result.returncode == 0 and result.stderr == ""
     text = " ".join(result.stdout.split())  # argparse wraps lines
-    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: True)" not in text
     for option in text.split(" --")[1:]:
         assert option.count("(default:") <= 1, option
     if command == "train":
@@ -34,7 +36,9 @@ def test_help_of_every_command_is_right(command: str):
         assert "(default: 150 scratch, 299 xception)" in text and "(default: 0.001)" in text
     elif command in ("evaluate", "predict"):
         assert "--runtime {onnx,onnx-int8-cascade,tensorflow}" in text
-        default = "(default: onnx-int8-cascade when the model has model-int8.onnx from `train.py quantize`, else onnx)"
+        default = (
+            "(default: onnx-int8-cascade when the model has model-int8.onnx from `kitchenware quantize`, else onnx)"
+        )
         assert default in text
     elif command == "quantize":
         assert "--model MODEL" in text and "--ood OOD" in text and "(default: MODEL/split.csv)" in text
@@ -44,6 +48,17 @@ def test_top_level_help_lists_the_commands():
     result = train_py("--help")
     assert result.returncode == 0
     assert all(command in result.stdout for command in ("train", "check", "evaluate", "predict", "quantize"))
+
+
+def test_the_kitchenware_command_is_train_py():
+    """The package's console script (scripts/setup.sh installs the package) runs the same command line."""
+    script = Path(sys.executable).with_name("kitchenware")
+    for arguments in (["--help"], ["predict", "--help"], ["feedback", "purge", "--help"]):
+        result = subprocess.run([str(script), *arguments], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        expected = train_py(*arguments)
+        assert result.returncode == expected.returncode == 0
+        # the same text; argparse wraps the usage lines after the program's name
+        assert result.stdout.split() == expected.stdout.replace("usage: train.py", "usage: kitchenware").split()
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +100,8 @@ def test_predict_scores_a_class_folder_tree_quietly_and_without_tensorflow(
 def test_evaluate_predict_and_the_service_give_the_same_answers(
     shipped_model_in_store: str, class_folder_tree: Path, tmp_path: Path
 ):
-    """Through a real `bentoml serve`, called with BentoML's own client as the README shows."""
+    """Through a real `bentoml serve`, called with BentoML's own client as the README shows, and through the Python
+    API."""
     predictions = tmp_path / "predict.csv"
     assert (
         train_py(
@@ -117,10 +133,13 @@ def test_evaluate_predict_and_the_service_give_the_same_answers(
         str(Path(row["Id"]).with_suffix("")): row
         for row in csv.DictReader(open(tmp_path / "evaluate" / "predictions.csv"))
     }
+    from_python = Classifier.open(shipped_model_in_store)
     with serving("service:KitchenwareClassifier", tmp_path / "serve.log") as (url, _):
         with bentoml.SyncHTTPClient(url) as client:
             for photo in sorted(class_folder_tree.rglob("*.*")):
                 answer = client.classify(image=photo)
+                served = {key: value for key, value in answer.items() if key != "photo_id"}
+                assert from_python.classify(photo).to_dict() | {"model": shipped_model_in_store} == served
                 photo_id = str(photo.relative_to(class_folder_tree).with_suffix(""))
                 row = predicted[photo_id]
                 assert answer["label"] == row["label"] == evaluated[photo_id]["predicted"]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sample_data import REAL_PHOTOS, needs_real_data
 
-from kitchenware.core.inference import open_classifier
 from kitchenware.core.photos import find_photos
 from kitchenware.core.preprocessing import prepare
+from kitchenware.core.runtimes import open_runtime
 
 
 @needs_real_data()
@@ -17,8 +17,8 @@ def test_onnx_and_tensorflow_agree_on_every_shared_photo(real_xception_in_store:
     stored = bentoml.models.get(real_xception_in_store)
     assert stored.info.metadata["onnx"]["max_abs_difference"] <= 1e-4  # the check made when it was saved
     size = int(stored.info.metadata["input_size"])
-    onnx = open_classifier(stored.path, "onnx", threads=2, input_size=size)
-    tensorflow = open_classifier(stored.path, "tensorflow", threads=2, input_size=size)
+    onnx = open_runtime(stored.path, "onnx", threads=2, input_size=size)
+    tensorflow = open_runtime(stored.path, "tensorflow", threads=2, input_size=size)
     samples = find_photos(REAL_PHOTOS).samples
     assert len(samples) == 824
     differences, feature_differences, disagreements = [], [], []
@@ -42,9 +42,9 @@ def test_onnx_and_tensorflow_agree_on_every_shared_photo(real_xception_in_store:
 
 def test_unknown_runtime_is_named(tmp_path: Path):
     with pytest.raises(ValueError, match="unknown runtime 'torch': choose one of onnx, onnx-int8-cascade, tensorflow"):
-        open_classifier(tmp_path, "torch", threads=1, input_size=32)
+        open_runtime(tmp_path, "torch", threads=1, input_size=32)
 
 
 def test_model_without_onnx_file_says_what_to_do(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="KITCHENWARE_RUNTIME=tensorflow"):
-        open_classifier(tmp_path, "onnx", threads=1, input_size=32)
+        open_runtime(tmp_path, "onnx", threads=1, input_size=32)

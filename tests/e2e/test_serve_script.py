@@ -7,28 +7,21 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sample_data import REAL_PHOTOS, ROOT
+from sample_data import REAL_PHOTOS, ROOT, copy_of_the_project
 from server import folder_megabytes, installed_packages, serve_script_first_answer
 
 SHIPPED_ONNX = ROOT / "models" / "model.onnx"
 
 
-def copy_of_the_project(destination: Path) -> Path:
-    """The tracked and new (not ignored) files of the work tree, as a fresh clone of it would hold them."""
-    listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True
-    )
-    for name in listing.stdout.splitlines():
-        if (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, destination / name)
-    return destination
+CUP = REAL_PHOTOS / "images" / "0009.jpg"
 
 
-@pytest.mark.skipif(not SHIPPED_ONNX.is_file(), reason=f"needs the shipped {SHIPPED_ONNX}")
+@pytest.mark.skipif(
+    not SHIPPED_ONNX.is_file() or not CUP.is_file(), reason=f"needs the shipped {SHIPPED_ONNX} and the shared {CUP}"
+)
 def test_serve_script_serves_the_shipped_model_from_a_venv_without_tensorflow(tmp_path: Path):
     clone = copy_of_the_project(tmp_path / "main")
-    cup = REAL_PHOTOS / "images" / "0009.jpg"
+    cup = CUP
     seconds, answer = serve_script_first_answer(clone, cup, Path.home() / ".cache" / "pip", tmp_path / "bentoml")
     packages = installed_packages(clone / ".venv")
     size = folder_megabytes(clone / ".venv")
@@ -42,14 +35,14 @@ def test_serve_script_serves_the_shipped_model_from_a_venv_without_tensorflow(tm
     assert {"bentoml", "onnxruntime", "pillow", "numpy"} <= set(packages)
     assert not {"tensorflow", "keras", "tf2onnx", "matplotlib", "pytest"} & set(packages)
     assert size <= 400
-    # `train.py predict` runs in the serving set too: ONNX Runtime, no TensorFlow to import.
+    # `kitchenware predict` (the package's command, installed with the serving set) runs there too: ONNX Runtime,
+    # no TensorFlow to import.
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(cup, photos)
     predicted = subprocess.run(
         [
-            str(clone / ".venv" / "bin" / "python"),
-            "train.py",
+            str(clone / ".venv" / "bin" / "kitchenware"),
             "predict",
             "--model",
             "models",

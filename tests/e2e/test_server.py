@@ -21,7 +21,7 @@ from sample_data import (
 )
 from server import serving
 
-from kitchenware.core.inference import CASCADE
+from kitchenware.core.runtimes import CASCADE
 
 
 def first_photo_of(label: str) -> Path:
@@ -199,7 +199,7 @@ def test_bentos_install_only_their_runtime(shipped_model_in_store: str):
 
 @needs_shipped_model_and_photos
 @pytest.mark.skipif(
-    not (SHIPPED_MODEL / "model-int8.onnx").is_file(), reason="models/ has no model-int8.onnx (`train.py quantize`)"
+    not (SHIPPED_MODEL / "model-int8.onnx").is_file(), reason="models/ has no model-int8.onnx (`kitchenware quantize`)"
 )
 def test_the_int8_cascade_gives_the_float_networks_answers_and_counts_its_fallbacks(
     shipped_model_in_store: str, tmp_path: Path

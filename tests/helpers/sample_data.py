@@ -1,6 +1,7 @@
 """Photos the tests make, the shared real data, and running the project's commands."""
 
 import csv
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,15 @@ def run(*command: str) -> str:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout
+
+
+def copy_of_the_project(destination: Path) -> Path:
+    """The tracked and new (not ignored) files of the work tree, as a fresh clone of it would hold them."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True
+    )
+    for name in listing.stdout.splitlines():
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kitchenware.core.inference import OnnxClassifier, classify_pixels
+from kitchenware.core.inference import OnnxRuntime, forward_in_batches
 from kitchenware.training.architectures import build_xception
 from kitchenware.training.export import export_onnx, serving_model
 
@@ -25,9 +25,9 @@ def test_a_linear_heads_class_maps_average_to_its_logits_in_keras_and_onnx(tmp_p
 
     checked = export_onnx(model, tmp_path / "model.onnx")
     assert checked["max_abs_difference"] <= 1e-4
-    classifier = OnnxClassifier(tmp_path / "model.onnx", threads=1)
+    classifier = OnnxRuntime(tmp_path / "model.onnx", threads=1)
     assert classifier.has_class_maps
-    plain, explained = classify_pixels(classifier, pixels), classify_pixels(classifier, pixels, explain=True)
+    plain, explained = forward_in_batches(classifier, pixels), forward_in_batches(classifier, pixels, explain=True)
     assert plain.class_maps is None  # computed only when asked
     np.testing.assert_allclose(explained.class_maps, maps, atol=1e-4)
     np.testing.assert_allclose(explained.probabilities, plain.probabilities, atol=1e-6)

@@ -1,4 +1,4 @@
-"""`train.py quantize`: the int8 network of an exported model, its band, and the cascade that serves them.
+"""`kitchenware quantize`: the int8 network of an exported model, its band, and the cascade that serves them.
 
 On a real (small, random-weight) Xception exported to ONNX, as training exports it, and on a small Xception
 trained by the CLI on generated photos."""
@@ -16,13 +16,22 @@ from sample_data import photo
 from kitchenware import store
 from kitchenware.cli import main
 from kitchenware.core.card import INT8_FILE, ModelCard
-from kitchenware.core.cascade import CascadeClassifier, edges
+from kitchenware.core.cascade import CascadeRuntime, edges, unclear
 from kitchenware.core.decision import DecisionRule, l2_normalise
-from kitchenware.core.inference import CASCADE, Forward, OnnxClassifier, open_classifier
-from kitchenware.training import quantize as q
+from kitchenware.core.inference import Forward, OnnxRuntime
+from kitchenware.core.runtimes import CASCADE, open_runtime
 from kitchenware.training.architectures import build_xception
 from kitchenware.training.export import export_onnx, serving_model
-from kitchenware.training.qat import QDQReplica, UnsupportedNetwork, fine_tune
+from kitchenware.training.int8.band import cascade_figures, choose_band
+from kitchenware.training.int8.calibration import calibrate, in_chunks, layer_errors, quantize
+from kitchenware.training.int8.graph import (
+    channel_ranges,
+    equalize,
+    network_for_int8,
+    residual_additions,
+    stream_readers,
+)
+from kitchenware.training.int8.qat import QDQReplica, UnsupportedNetwork, fine_tune
 
 SIZE = 71
 
@@ -33,7 +42,7 @@ def network(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("xception")
     keras.utils.set_random_seed(0)  # random weights, the same every run: the channel spreads below depend on them
     export_onnx(serving_model(build_xception(3, input_size=SIZE, weights="none").model), folder / "model.onnx")
-    return q.network_for_int8(folder / "model.onnx", folder / "network.onnx")
+    return network_for_int8(folder / "model.onnx", folder / "network.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +64,7 @@ def network_with_biases(tmp_path_factory) -> Path:
         spread, shift = rng.uniform(0.5, 1.5, (2, *shape)), rng.normal(0, 0.5, (2, *shape))
         layer.set_weights([spread[0], shift[0], shift[1], spread[1]])  # gamma, beta, moving mean and variance
     export_onnx(serving_model(model), folder / "model.onnx")
-    return q.network_for_int8(folder / "model.onnx", folder / "network.onnx")
+    return network_for_int8(folder / "model.onnx", folder / "network.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -70,24 +79,24 @@ def test_the_int8_network_answers_probabilities_and_features_only(network: Path)
 
 def test_equalization_keeps_the_float_outputs_and_evens_the_channels_out(network: Path, pixels, tmp_path: Path):
     equalized = tmp_path / "equalized.onnx"
-    rescaled = q.equalize(network, q.in_chunks(pixels, 4), equalized)
+    rescaled = equalize(network, in_chunks(pixels, 4), equalized)
     assert rescaled["groups"] >= 30  # every separable convolution's depthwise output, and more
-    before, after = OnnxClassifier(network, 1).forward(pixels), OnnxClassifier(equalized, 1).forward(pixels)
+    before, after = OnnxRuntime(network, 1).forward(pixels), OnnxRuntime(equalized, 1).forward(pixels)
     np.testing.assert_allclose(after.probabilities, before.probabilities, atol=1e-5)
     np.testing.assert_allclose(after.features, before.features, rtol=1e-4, atol=1e-5)
 
     depthwise = next(n.output[0] for n in onnx.load(str(network)).graph.node if "depthwise" in n.name)
     spread = {}
     for name, path in (("before", network), ("after", equalized)):
-        largest = q._channel_ranges(onnx.load(str(path)), [depthwise], q.in_chunks(pixels, 4))[depthwise]
+        largest = channel_ranges(onnx.load(str(path)), [depthwise], in_chunks(pixels, 4))[depthwise]
         largest = largest[largest > 0]
         spread[name] = largest.max() / largest.min()
     assert spread["after"] < spread["before"] / 2
 
 
 def test_calibrating_chunk_by_chunk_gives_the_ranges_of_one_pass(network: Path, pixels):
-    whole = q.calibrate(network, [pixels], "minmax")
-    chunked = q.calibrate(network, q.in_chunks(pixels, 3), "minmax")
+    whole = calibrate(network, [pixels], "minmax")
+    chunked = calibrate(network, in_chunks(pixels, 3), "minmax")
     assert whole.data.keys() == chunked.data.keys()
     for name in whole.data:
         np.testing.assert_array_equal(whole.data[name].range_value, chunked.data[name].range_value)
@@ -96,18 +105,18 @@ def test_calibrating_chunk_by_chunk_gives_the_ranges_of_one_pass(network: Path, 
 def test_quantized_weights_are_int8_per_channel_and_the_residual_stream_stays_float(
     network: Path, pixels, tmp_path: Path
 ):
-    ranges = q.calibrate(network, q.in_chunks(pixels, 4), "percentile")
-    residual = q.residual_additions(network)
+    ranges = calibrate(network, in_chunks(pixels, 4), "percentile")
+    residual = residual_additions(network)
     assert len(residual) == 12  # Xception's residual connections
-    shortcuts = q.stream_readers(network)
+    shortcuts = stream_readers(network)
     assert len(shortcuts) == 3  # the 1x1 convolutions of the entry and exit flows that read the stream
 
     def float_inputs_of_residual_additions(model: onnx.ModelProto) -> int:
         rounded = {node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
         return sum(name not in rounded for node in model.graph.node if node.name in residual for name in node.input)
 
-    every_node = onnx.load(str(q.quantize(network, ranges, tmp_path / "all.onnx")))
-    int8 = onnx.load(str(q.quantize(network, ranges, tmp_path / INT8_FILE, residual + shortcuts)))
+    every_node = onnx.load(str(quantize(network, ranges, tmp_path / "all.onnx")))
+    int8 = onnx.load(str(quantize(network, ranges, tmp_path / INT8_FILE, residual + shortcuts)))
     assert float_inputs_of_residual_additions(every_node) == 0
     assert float_inputs_of_residual_additions(int8) >= 8  # the middle flow adds up in float
     weights = {tensor.name: tensor for tensor in int8.graph.initializer}
@@ -119,14 +128,14 @@ def test_quantized_weights_are_int8_per_channel_and_the_residual_stream_stays_fl
         weight = dequantized[conv.input[1]]
         assert numpy_helper.to_array(weights[weight.input[0]]).dtype == np.int8
         assert numpy_helper.to_array(weights[weight.input[1]]).size == weights[weight.input[0]].dims[0]  # per channel
-    answered = OnnxClassifier(tmp_path / INT8_FILE, 1).forward(pixels)
+    answered = OnnxRuntime(tmp_path / INT8_FILE, 1).forward(pixels)
     assert answered.probabilities.shape == (12, 3) and np.isfinite(answered.features).all()
 
 
 def test_layer_errors_name_every_quantized_activation(network: Path, pixels, tmp_path: Path):
-    ranges = q.calibrate(network, q.in_chunks(pixels, 4), "minmax")
-    int8_file = q.quantize(network, ranges, tmp_path / INT8_FILE)
-    errors = q.layer_errors(network, int8_file, q.in_chunks(pixels[:2], 1))
+    ranges = calibrate(network, in_chunks(pixels, 4), "minmax")
+    int8_file = quantize(network, ranges, tmp_path / INT8_FILE)
+    errors = layer_errors(network, int8_file, in_chunks(pixels[:2], 1))
     rounded = {n.input[0] for n in onnx.load(str(int8_file)).graph.node if n.op_type == "QuantizeLinear"}
     assert set(errors) == rounded - {"pixels"}
     assert all(np.isfinite(row["local_db"]) and row["local_db"] > 0 for row in errors.values())
@@ -135,12 +144,12 @@ def test_layer_errors_name_every_quantized_activation(network: Path, pixels, tmp
 
 
 def _quantized(network: Path, pixels: np.ndarray, out: Path, method: str = "percentile") -> Path:
-    ranges = q.calibrate(network, q.in_chunks(pixels, 4), method)
-    return q.quantize(network, ranges, out, q.residual_additions(network) + q.stream_readers(network))
+    ranges = calibrate(network, in_chunks(pixels, 4), method)
+    return quantize(network, ranges, out, residual_additions(network) + stream_readers(network))
 
 
 def _feature_error(network: Path, int8_file: Path, pixels: np.ndarray) -> float:
-    exact, quick = OnnxClassifier(network, 1).forward(pixels), OnnxClassifier(int8_file, 1).forward(pixels)
+    exact, quick = OnnxRuntime(network, 1).forward(pixels), OnnxRuntime(int8_file, 1).forward(pixels)
     return float(np.mean((quick.features - exact.features) ** 2) / np.mean(exact.features**2))
 
 
@@ -150,7 +159,7 @@ def test_the_replica_runs_the_int8_network_and_rounds_back_to_the_same_file(netw
     replica = QDQReplica(model)
     assert len(replica.variables) >= 70  # every convolution's weights, and their biases
     features, logits = (np.asarray(value) for value in replica(pixels.astype(np.float32)))
-    answered = OnnxClassifier(int8_file, 1).forward(pixels)
+    answered = OnnxRuntime(int8_file, 1).forward(pixels)
     cosine = np.sum(features * answered.features, 1) / np.linalg.norm(features, axis=1)
     cosine /= np.linalg.norm(answered.features, axis=1)
     assert cosine.min() > 0.95  # ONNX Runtime's integer kernels round a few values differently
@@ -170,7 +179,7 @@ def test_quantization_aware_fine_tuning_brings_int8_features_closer_to_the_float
     # network's int8 copy is otherwise too close to the float one to show a gain). Fine-tuning learns around it.
     int8_file = _quantized(network, pixels // 2, tmp_path / INT8_FILE, "minmax")
     before = _feature_error(network, int8_file, pixels)
-    losses = fine_tune(int8_file, lambda epoch: pixels, OnnxClassifier(network, 1).forward, 6, 1e-4, 1.0)
+    losses = fine_tune(int8_file, lambda epoch: pixels, OnnxRuntime(network, 1).forward, 6, 1e-4, 1.0)
     after = _feature_error(network, int8_file, pixels)  # measured by ONNX Runtime on the rounded-back network
     assert len(losses) == 6 and losses[-1] < losses[0] / 2
     assert after < before / 2, (before, after)
@@ -205,7 +214,7 @@ def test_learned_activation_steps_round_back_with_each_bias_on_its_convolutions_
     features = np.asarray(replica(pixels.astype(np.float32))[0])
     onnx.save(replica.rounded_back(), str(tmp_path / "learned.onnx"))
     assert _bias_steps_off_their_grid(onnx.load(str(tmp_path / "learned.onnx"))) == 0
-    answered = OnnxClassifier(tmp_path / "learned.onnx", 1).forward(pixels)  # ONNX Runtime's fused kernels
+    answered = OnnxRuntime(tmp_path / "learned.onnx", 1).forward(pixels)  # ONNX Runtime's fused kernels
     cosine = np.sum(features * answered.features, 1) / np.linalg.norm(features, axis=1)
     cosine /= np.linalg.norm(answered.features, axis=1)
     assert cosine.min() > 0.95
@@ -216,7 +225,7 @@ def test_fine_tuning_with_learned_steps_widens_the_pixels_step_that_clips(networ
     int8_file = _quantized(network, pixels // 2, tmp_path / INT8_FILE, "minmax")
     before = _feature_error(network, int8_file, pixels)
     clipping = onnx.load(str(int8_file))
-    fine_tune(int8_file, lambda epoch: pixels, OnnxClassifier(network, 1).forward, 6, 1e-4, 1.0, 1e-2)
+    fine_tune(int8_file, lambda epoch: pixels, OnnxRuntime(network, 1).forward, 6, 1e-4, 1.0, 1e-2)
     after = _feature_error(network, int8_file, pixels)
     assert after < before / 2, (before, after)
     learned = onnx.load(str(int8_file))
@@ -256,11 +265,11 @@ def forwards(seed: int, photos: int, noise: float) -> tuple[Forward, Forward, De
 
 def test_the_chosen_band_gives_the_float_answer_on_every_photo_it_was_chosen_on():
     exact, quick, rule = forwards(seed=1, photos=300, noise=0.3)
-    band, safety, cross_fitted = q.choose_band(rule, exact, quick)
-    figures = q.cascade_figures(rule, band, exact, quick)
-    assert figures["int8_alone_agreement"] < 0.9  # the noise changes many answers...
-    assert figures["final_agreement"] == 1.0 and figures["final_disagreements"] == 0  # ...the cascade none
-    assert figures["fallback"] < 1.0
+    band, safety, cross_fitted = choose_band(rule, exact, quick)
+    figures = cascade_figures(rule, band, exact, quick)
+    assert figures.int8_alone_agreement < 0.9  # the noise changes many answers...
+    assert figures.final_agreement == 1.0 and figures.final_disagreements == 0  # ...the cascade none
+    assert figures.fallback < 1.0
     assert safety >= 1.0 and cross_fitted >= 0.999
 
 
@@ -268,7 +277,7 @@ def test_noisier_int8_answers_widen_the_band():
     bands = []
     for noise in (0.1, 0.4):
         exact, quick, rule = forwards(seed=2, photos=300, noise=noise)
-        bands.append(q.choose_band(rule, exact, quick)[0])
+        bands.append(choose_band(rule, exact, quick)[0])
     assert bands[1].margin > bands[0].margin and bands[1].ood_high > bands[0].ood_high
 
 
@@ -295,27 +304,26 @@ def test_quantize_command_writes_the_int8_network_and_band_that_the_cascade_serv
     assert "float network on" in printed and "final answer = float's on 100.00%" in printed
     card = ModelCard.read(export)
     int8 = card.int8
-    assert (export / INT8_FILE).is_file() and int8["file"] == INT8_FILE
-    assert set(int8["band"]) == {"margin", "confidence_low", "confidence_high", "ood_low", "ood_high"}
-    assert int8["band"]["confidence_low"] <= 0 <= int8["band"]["confidence_high"]
-    assert int8["validation_accuracy"]["cascade"] == int8["validation_accuracy"]["float"]
-    assert int8["figures"]["kaggle, validation (band chosen here)"]["final_agreement"] == 1.0
-    assert int8["recipe"]["calibration_photos"] == {"kaggle": 12, "other-things": 3}  # half of the training side
-    assert int8["recipe"]["fine_tuning"]["epochs"] == 2 and len(int8["recipe"]["fine_tuning"]["loss_per_epoch"]) == 2
-    assert len(int8["recipe"]["kept_float"]["residual additions"]) == 12
-    assert len(int8["recipe"]["kept_float"]["shortcut convolutions"]) == 3  # the 1x1 ones reading the stream
+    assert (export / INT8_FILE).is_file() and int8.file == INT8_FILE
+    assert int8.band.confidence_low <= 0 <= int8.band.confidence_high
+    assert int8.validation_accuracy["cascade"] == int8.validation_accuracy["float"]
+    assert int8.figures["kaggle, validation (band chosen here)"].final_agreement == 1.0
+    assert int8.recipe.calibration_photos == {"kaggle": 12, "other-things": 3}  # half of the training side
+    assert int8.recipe.fine_tuning.epochs == 2 and len(int8.recipe.fine_tuning.loss_per_epoch) == 2
+    assert len(int8.recipe.kept_float["residual additions"]) == 12
+    assert len(int8.recipe.kept_float["shortcut convolutions"]) == 3  # the 1x1 ones reading the stream
     assert (tmp_path / "report" / "layer_errors.csv").stat().st_size > 0
     assert "int8 network: model-int8.onnx" in (export / "model_card.md").read_text()
 
     tag, imported = store.import_exported(export)
     assert imported and INT8_FILE in {path.name for path in Path(bentoml.models.get(tag).path).iterdir()}
-    stored = store.find(tag)
+    stored = store.get(tag)
     rule = DecisionRule.for_model(stored.card, stored.path)
-    cascade = open_classifier(stored.path, CASCADE, 1, stored.card.input_size, rule, stored.card.int8)
-    assert isinstance(cascade, CascadeClassifier)
+    cascade = open_runtime(stored.path, CASCADE, 1, stored.card.input_size, rule, stored.card.int8)
+    assert isinstance(cascade, CascadeRuntime)
     pixels = np.stack([photo((200, 40, 40), seed=n, size=(SIZE, SIZE)) for n in range(4)]).astype(np.uint8)
     answered = cascade.forward(pixels)
-    exact = OnnxClassifier(Path(stored.path) / "model.onnx", 1).forward(pixels)
-    unclear = cascade.band.unclear(rule, edges(rule, OnnxClassifier(Path(stored.path) / INT8_FILE, 1).forward(pixels)))
-    np.testing.assert_array_equal(answered.float_answered, unclear)
-    np.testing.assert_array_equal(answered.probabilities[unclear], exact.probabilities[unclear])
+    exact = OnnxRuntime(Path(stored.path) / "model.onnx", 1).forward(pixels)
+    refereed = unclear(cascade.band, rule, edges(rule, OnnxRuntime(Path(stored.path) / INT8_FILE, 1).forward(pixels)))
+    np.testing.assert_array_equal(answered.float_answered, refereed)
+    np.testing.assert_array_equal(answered.probabilities[refereed], exact.probabilities[refereed])

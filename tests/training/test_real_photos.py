@@ -12,4 +12,4 @@ def test_xception_head_on_cached_features_reaches_85_percent(real_xception_in_st
     assert card.dataset["images"] == 824 and card.dataset["skipped"] == 0
     assert card.config["cache_features"] and card.weights == "imagenet" and len(card.weights_sha256) == 64
     assert "shared" not in str(card.to_metadata()["weights"])
-    assert card.validation["accuracy"] >= 0.85, card.validation
+    assert card.validation.accuracy >= 0.85, card.validation

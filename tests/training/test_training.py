@@ -10,11 +10,14 @@ import keras
 import numpy as np
 import pytest
 
+from build_bento_from_saved_model import import_folder
+from build_bento_from_saved_model import main as build_bento_main
 from kitchenware import store
+from kitchenware.classifier import find_model
 from kitchenware.cli import main
 from kitchenware.core.card import ModelCard
-from kitchenware.core.inference import open_classifier
 from kitchenware.core.preprocessing import prepare
+from kitchenware.core.runtimes import open_runtime
 from kitchenware.training import export
 from kitchenware.training.accelerators import precision_policy
 from kitchenware.training.config import TrainConfig
@@ -36,7 +39,7 @@ SMALL_XCEPTION = [
 
 
 def train_small_xception(photos: Path, name: str, run_dir: Path, *options: str) -> int:
-    """`train.py train` with a small random-weight Xception (71x71)."""
+    """`kitchenware train` with a small random-weight Xception (71x71)."""
     return main(["train", "--data", str(photos), *SMALL_XCEPTION, "--name", name, "--run-dir", str(run_dir), *options])
 
 
@@ -99,8 +102,8 @@ def test_train_cli_saves_to_the_store_with_metadata_and_writes_the_run(kaggle_ph
     assert card.config["epochs"] == 2 and card.config["weights"] == "none"
     assert card.dataset["images"] == 30 and len(card.dataset["fingerprint"]) == 64
     assert card.dataset["counts"] == {"cup": 12, "fork": 10, "spoon": 8}
-    assert 0 <= card.validation["accuracy"] <= 1 and card.validation["images"] == 6
-    assert card.command.startswith("python train.py train --data")
+    assert 0 <= card.validation.accuracy <= 1 and card.validation.images == 6
+    assert card.command.startswith("kitchenware train --data")
     assert card.onnx["max_abs_difference"] <= export.ONNX_TOLERANCE
     assert {path.name for path in Path(stored.path).iterdir()} >= {"model.onnx", "model.keras", "model_card.json"}
     assert stored.info.labels == {"owner": "kitchenware-classifier", "project": "kitchenware"}
@@ -119,14 +122,14 @@ def test_train_cli_saves_to_the_store_with_metadata_and_writes_the_run(kaggle_ph
     assert "| true \\ predicted | cup | fork | spoon |" in (export_dir / "model_card.md").read_text()
     assert {"model.onnx", "model.keras"} <= {path.name for path in export_dir.iterdir()}
 
-    from_store, from_folder = store.find("cli_model:latest"), store.find(str(export_dir))
+    from_store, from_folder = store.get("cli_model:latest"), find_model(export_dir)
     pixels = prepare(kaggle_photos / "images" / "0000.jpg", 71)[None]
     for runtime in ("onnx", "tensorflow"):
-        a = open_classifier(from_store.path, runtime, 1, 71).forward(pixels)
-        b = open_classifier(from_folder.path, runtime, 1, 71).forward(pixels)
+        a = open_runtime(from_store.path, runtime, 1, 71).forward(pixels)
+        b = open_runtime(from_folder.path, runtime, 1, 71).forward(pixels)
         np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-4)
         np.testing.assert_allclose(a.features, b.features, atol=1e-4)
-    assert card.validation["accuracy"] == json.loads((run / "metrics.json").read_text())["accuracy"]
+    assert card.validation.accuracy == json.loads((run / "metrics.json").read_text())["accuracy"]
 
 
 def test_a_corrupt_photo_is_reported_and_training_goes_on(kaggle_photos: Path, tmp_path: Path, capsys):
@@ -254,10 +257,8 @@ def test_a_failed_onnx_export_keeps_the_trained_model(monkeypatch: pytest.Monkey
     assert "KITCHENWARE_RUNTIME=tensorflow" in caplog.text
     assert (Path(stored.path) / "model.keras").is_file() and not (Path(stored.path) / "model.onnx").exists()
     with pytest.raises(FileNotFoundError, match="KITCHENWARE_RUNTIME=tensorflow"):
-        open_classifier(stored.path, "onnx", threads=1, input_size=8)
-    forward = open_classifier(stored.path, "tensorflow", threads=1, input_size=8).forward(
-        np.zeros((1, 8, 8, 3), np.uint8)
-    )
+        open_runtime(stored.path, "onnx", threads=1, input_size=8)
+    forward = open_runtime(stored.path, "tensorflow", threads=1, input_size=8).forward(np.zeros((1, 8, 8, 3), np.uint8))
     assert forward.probabilities.shape == (1, 2) and forward.features is None
 
 
@@ -267,9 +268,10 @@ def test_an_older_export_without_model_onnx_is_exported_on_import(tmp_path: Path
     (tmp_path / "model_card.json").write_text(
         json.dumps({"name": "imported_model", "class_names": ["a", "b"], "input_size": 8})
     )
-    tag, imported = store.import_exported(tmp_path)
-    assert imported
-    stored = store.find(tag)
+    assert build_bento_main(["--model", str(tmp_path), "--no-build"]) == 0
+    tag, imported = import_folder(tmp_path)  # the second time: the model the script imported
+    assert not imported
+    stored = store.get(tag)
     assert stored.card.schema_version == 1  # the old card, read and kept as it was
     assert stored.card.onnx["max_abs_difference"] <= export.ONNX_TOLERANCE
     assert {"model.onnx", "model.keras"} <= {path.name for path in stored.path.iterdir()}
@@ -278,7 +280,7 @@ def test_an_older_export_without_model_onnx_is_exported_on_import(tmp_path: Path
 def test_an_exported_folder_is_imported_once(tmp_path: Path):
     card = export.export_folder(tiny_model(), ModelCard("folder_model", ("a", "b"), 8), tmp_path)
     tag, imported = store.import_exported(tmp_path)
-    assert imported and store.find(tag).card == card.replace(file_sha256=store.find(tag).card.file_sha256)
+    assert imported and store.get(tag).card == card.replace(file_sha256=store.get(tag).card.file_sha256)
     assert store.import_exported(tmp_path) == (tag, False)
 
 

@@ -54,7 +54,7 @@ class QDQReplica:
         if unsupported:
             raise UnsupportedNetwork(
                 f"quantization-aware fine-tuning runs Xception's operators; this network also has "
-                f"{', '.join(sorted(unsupported))}: run `train.py quantize` with --qat-epochs 0"
+                f"{', '.join(sorted(unsupported))}: run `kitchenware quantize` with --qat-epochs 0"
             )
         self.logits = next(node.input[0] for node in self.nodes if node.op_type == "Softmax")
         # DequantizeLinear of an int8 (weight) or int32 (bias) initializer -> its float values, trainable, and grid;

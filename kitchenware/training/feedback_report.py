@@ -1,4 +1,5 @@
-"""How the model does on the photos sellers really take: its answers against the categories they chose."""
+"""How the model does on the photos sellers really take: its answers against the categories they chose
+(`kitchenware feedback report`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kitchenware.feedback.repository import OTHER, Answered, FeedbackStore
+from kitchenware.training.evaluation import Report, plot_confusion_matrix
 
 
 def _accuracy(rows: list[Answered]) -> dict:
@@ -57,8 +59,6 @@ def summary(store: FeedbackStore) -> dict:
 
 def write(store: FeedbackStore, class_names: list[str], folder: Path) -> dict:
     """report.json, confusion.csv and confusion.png (rows: the seller's choice; columns: the model's answer)."""
-    from kitchenware.training.evaluation import Report, plot_confusion_matrix
-
     folder.mkdir(parents=True, exist_ok=True)
     figures = summary(store)
     (folder / "report.json").write_text(json.dumps(figures, indent=2, default=str))

@@ -1,0 +1,186 @@
+"""`kitchenware train`: train a classifier and save it to the BentoML model store (training/pipeline.py)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from kitchenware.cli.options import add_command, add_engine_options, add_verbose, quiet_tensorflow, timestamped
+from kitchenware.core.card import DEFAULT_MODEL_NAME
+from kitchenware.training.augmentation import ROTATION_FILLS
+from kitchenware.training.config import INPUT_SIZES, TrainConfig
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    train = add_command(commands, "train", "train a classifier and save it to the BentoML model store")
+    defaults = TrainConfig(data=(Path("."),))
+    sizes = ", ".join(f"{size} {arch}" for arch, size in INPUT_SIZES.items())
+    source = train.add_argument_group("data")
+    source.add_argument(
+        "--data",
+        type=str,
+        action="append",
+        required=True,
+        help="Kaggle layout (train.csv + images/), one folder per class, or feedback:<URL> (the sellers' choices); "
+        "repeat it to train on several sources",
+    )
+    source.add_argument(
+        "--val-fraction", type=float, default=defaults.val_fraction, help="share held out for validation"
+    )
+    source.add_argument(
+        "--split",
+        choices=["grouped", "stratified"],
+        default=defaults.split,
+        help="grouped: near-duplicate photos stay on one side (Xception with cached features); stratified: one by one",
+    )
+    source.add_argument(
+        "--seed", type=int, default=defaults.seed, help="seed of the split, the shuffling and the weights"
+    )
+    model = train.add_argument_group("model")
+    model.add_argument("--arch", choices=list(INPUT_SIZES), default=defaults.arch, help="network to train")
+    model.add_argument(
+        "--weights",
+        default=defaults.weights,
+        help="Xception backbone: imagenet (downloads), none (random) or a local copy of the ImageNet .weights.h5",
+    )
+    model.add_argument("--input-size", type=int, default=0, help=f"square input side (default: {sizes})")
+    model.add_argument(
+        "--inner-size", type=int, default=defaults.inner_size, help="inner Dense units in the head; 0: none"
+    )
+    fit = train.add_argument_group("training")
+    fit.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs of the head (stage 1)")
+    fit.add_argument("--batch-size", type=int, default=defaults.batch_size, help="photos per training step")
+    fit.add_argument(
+        "--lr",
+        type=float,
+        nargs="+",
+        default=[defaults.lr],
+        help=f"learning rate; several values run a sweep (default: {defaults.lr})",
+    )
+    fit.add_argument(
+        "--dropout",
+        type=float,
+        nargs="+",
+        default=[defaults.dropout],
+        help=f"dropout before the output; several values run a sweep (default: {defaults.dropout})",
+    )
+    fit.add_argument(
+        "--augment", action="store_true", help="random flip, rotation, zoom, shift and contrast (end to end)"
+    )
+    fit.add_argument(
+        "--class-weight", choices=["none", "balanced"], default=defaults.class_weight, help="loss weight per class"
+    )
+    fit.add_argument(
+        "--mixed-precision", choices=["auto", "on", "off"], default=defaults.mixed_precision, help="auto: on with a GPU"
+    )
+    fit.add_argument(
+        "--augment-views",
+        type=int,
+        default=defaults.augment_views,
+        help="with cached features: also train on this many augmented views (crop, flip, colour) of each photo",
+    )
+    fit.add_argument(
+        "--augment-min-area",
+        type=float,
+        default=defaults.augment_min_area,
+        help="the augmented views' random crops keep between this share of the photo's area and all of it",
+    )
+    fit.add_argument(
+        "--augment-rotation",
+        type=float,
+        default=defaults.augment_rotation,
+        metavar="DEGREES",
+        help="the augmented views first turn the photo by a random angle up to this, either way; 0: not turned",
+    )
+    fit.add_argument(
+        "--augment-fill",
+        choices=list(ROTATION_FILLS),
+        default=defaults.augment_fill,
+        help="the turned photo's corners: crop (keep the largest rectangle inside) or reflect (mirror the photo)",
+    )
+    fit.add_argument(
+        "--no-cache-features",
+        dest="cache_features",
+        action="store_false",
+        help="train end to end even when the backbone is frozen and augmentation is off",
+    )
+    tune = train.add_argument_group("fine-tuning (Xception)")
+    tune.add_argument(
+        "--fine-tune",
+        type=int,
+        default=defaults.fine_tune_epochs,
+        dest="fine_tune_epochs",
+        metavar="EPOCHS",
+        help="then fine-tune the top Xception blocks for this many epochs",
+    )
+    tune.add_argument("--unfreeze", type=int, default=defaults.unfreeze, help="Xception blocks (of 14) to fine-tune")
+    tune.add_argument(
+        "--fine-tune-lr", type=float, default=defaults.fine_tune_lr, help="learning rate while fine-tuning"
+    )
+    stop = train.add_argument_group("stopping")
+    stop.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help="epochs without a better validation accuracy before stopping; 0: no early stopping",
+    )
+    stop.add_argument(
+        "--cross-validate",
+        type=int,
+        default=0,
+        metavar="FOLDS",
+        help="first measure this setting by grouped k-fold cross-validation on all the photos (cached features)",
+    )
+    stop.add_argument("--target-accuracy", type=float, help="stop once validation accuracy reaches this")
+    output = train.add_argument_group("output")
+    output.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the BentoML store")
+    output.add_argument(
+        "--export", type=Path, help="also write model.onnx, model.keras and the model card to this folder"
+    )
+    output.add_argument("--run-dir", type=Path, help="reports folder (default: runs/<timestamp>)")
+    output.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to the run folder")
+    add_engine_options(train, "where the frozen backbone's features are extracted (the slow part on a CPU)")
+    add_verbose(train)
+
+
+def check_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.arch != "xception" or args.augment or not args.cache_features:
+        parser.error(
+            "--engine ray extracts the frozen Xception backbone's features for the head: it needs --arch xception "
+            "without --augment and --no-cache-features (or drop --engine ray)"
+        )
+
+
+def run(args: argparse.Namespace) -> None:
+    quiet_tensorflow(args.verbose)
+    from kitchenware.training.pipeline import train
+
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(
+        **{key: value for key, value in vars(args).items() if key in fields and key not in ("lr", "dropout")},
+        lr=args.lr[0],
+        dropout=args.dropout[0],
+    )
+    extract = None
+    if args.engine == "ray":
+        from kitchenware.batch.features import extract_on_ray
+
+        extract = extract_on_ray(config, args.actors, args.threads_per_actor, args.verbose)
+    run_dir = args.run_dir or timestamped()
+    done = train(config, run_dir, args.lr, args.dropout, args.cross_validate, args.export, args.command_line, extract)
+    if done.sweep_table:
+        print(f"sweep table: {run_dir / 'sweep.md'}, plot: {run_dir / 'sweep.png'}")
+        print(done.sweep_table)
+    report, figures = done.report, done.fitted.figures
+    print(
+        f"validation accuracy {report.accuracy:.4f}, loss {report.loss:.4f}; saved to the BentoML store as {done.tag}"
+    )
+    print(
+        f"decisions on the validation split: temperature {figures['temperature']}, ECE {figures['ece_before']} -> "
+        f"{figures['ece_after']}; {figures['confident_share']:.1%} confident (accuracy "
+        f"{figures['confident_accuracy']}), {figures['unknown_share']:.1%} unknown"
+    )
+    if args.export:
+        print(f"exported model.onnx, model.keras and the model card to {args.export}")
+    print(f"reports in {run_dir}")
