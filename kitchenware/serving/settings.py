@@ -27,6 +27,14 @@ def _environment_float(name: str) -> float | None:
         raise ValueError(f"environment variable {name}={value!r} must be a number") from None
 
 
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system has one (Linux), else every core (macOS,
+    Windows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """Read once at start-up; every variable is optional."""
@@ -62,7 +70,7 @@ class ServiceSettings:
     def from_environment(cls) -> ServiceSettings:
         workers = _environment_int("KITCHENWARE_WORKERS", 1)
         feedback_db = os.environ.get("KITCHENWARE_FEEDBACK_DB", "")
-        cores = len(os.sched_getaffinity(0))
+        cores = available_cores()
         return cls(
             model_tag=os.environ.get("KITCHENWARE_MODEL", f"{DEFAULT_MODEL_NAME}:latest"),
             max_upload_bytes=_environment_int("KITCHENWARE_MAX_UPLOAD_MB", 10) * 1024 * 1024,
