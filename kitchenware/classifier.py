@@ -62,19 +62,19 @@ class Classifier:
 
     def __init__(
         self,
-        model: StoredModel,
+        stored: StoredModel,
         runtime: str | None = None,
         threads: int = 0,
         min_confidence: float | None = None,
         ood_threshold: float | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
-        self.model = model
-        self.card = model.card
-        self.rule = DecisionRule.for_model(model.card, model.path, min_confidence, ood_threshold)
-        self.runtime = runtime or preferred_runtime(model.path, model.card.int8)
+        self.stored = stored
+        self.card = stored.card
+        self.rule = DecisionRule.for_model(stored.card, stored.path, min_confidence, ood_threshold)
+        self.runtime = runtime or preferred_runtime(stored.path, stored.card.int8)
         self.network = open_runtime(
-            model.path, self.runtime, threads, model.card.input_size, self.rule, model.card.int8
+            stored.path, self.runtime, threads, stored.card.input_size, self.rule, stored.card.int8
         )
         self.max_pixels = max_pixels
 
@@ -99,7 +99,7 @@ class Classifier:
     @property
     def name(self) -> str:
         """The store tag, or the folder of an exported model."""
-        return self.model.tag
+        return self.stored.tag
 
     @property
     def class_names(self) -> list[str]:
