@@ -71,10 +71,25 @@ def main(argv: list[str] | None = None) -> int:
         help="what serves the model in the bento (default: onnx-int8-cascade when the model has model-int8.onnx, "
         "else onnx, chosen when the service starts)",
     )
+    parser.add_argument(
+        "--reference-from",
+        metavar="feedback:URL",
+        help="the photos sellers labelled in this feedback store join the 'unknown' score's reference (no retraining): "
+        "a photo like one of them is no longer 'unknown'",
+    )
+    parser.add_argument("--photos", type=Path, help="the feedback store's photo folder (default: beside a SQLite file)")
     parser.add_argument("--no-build", action="store_true", help="only import the model into the store")
     args = parser.parse_args(argv)
     try:
-        tag, imported = import_folder(args.model)
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = args.model
+            if args.reference_from:
+                from kitchenware.feedback.reference import with_sellers_photos
+
+                card = with_sellers_photos(folder, args.reference_from, Path(scratch), args.photos)
+                print(f"the 'unknown' score also knows {card.ood.feedback_photos} photos sellers labelled")
+                folder = Path(scratch)
+            tag, imported = import_folder(folder)
     except (FileNotFoundError, ValueError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

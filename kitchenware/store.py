@@ -13,7 +13,15 @@ from pathlib import Path
 
 import bentoml
 
-from kitchenware.core.card import INT8_FILE, KERAS_FILE, MODEL_FILES, ONNX_FILE, ModelCard, StoredModel
+from kitchenware.core.card import (
+    INT8_FILE,
+    KERAS_FILE,
+    MODEL_FILES,
+    ONNX_FILE,
+    OOD_FEEDBACK_FILE,
+    ModelCard,
+    StoredModel,
+)
 
 
 def save(card: ModelCard, files: dict[str, Path], labels: dict[str, str]) -> str:
@@ -38,11 +46,13 @@ def get(tag: str) -> StoredModel:
 
 
 def network_digest(folder: Path) -> str:
-    """The SHA-256 of an exported folder's network files (model.onnx, else model.keras, and model-int8.onnx)."""
+    """The SHA-256 of an exported folder's network files (model.onnx, else model.keras), and of its int8 network
+    and sellers' reference photos when it has them: each makes a new model in the store."""
     network = folder / ONNX_FILE if (folder / ONNX_FILE).is_file() else folder / KERAS_FILE
     digest = hashlib.sha256(network.read_bytes())
-    if (folder / INT8_FILE).is_file():  # a quantized copy of the same network makes a new model in the store
-        digest.update((folder / INT8_FILE).read_bytes())
+    for name in (INT8_FILE, OOD_FEEDBACK_FILE):
+        if (folder / name).is_file():
+            digest.update((folder / name).read_bytes())
     return digest.hexdigest()
 
 

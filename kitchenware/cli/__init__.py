@@ -38,17 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Options that only make sense on the ray engine are refused on the local one, not ignored; on the ray
-    engine, their defaults are filled in and the command checks the rest."""
+    engine, their defaults are filled in. Then the command checks its own combinations."""
     if getattr(args, "engine", "local") == "local":
         ray_only = [name for name in ("address", "actors", "threads_per_actor", "format") if getattr(args, name, None)]
         if ray_only:
             option = "--" + ray_only[0].replace("_", "-")
             parser.error(f"{option} is for --engine ray: add --engine ray, or leave {option} out")
-        return
-    args.threads_per_actor = args.threads_per_actor or 1
-    COMMANDS[args.command].check_engine(parser, args)
+    else:
+        args.threads_per_actor = args.threads_per_actor or 1
+    check = getattr(COMMANDS[args.command], "check", None)
+    if check:
+        check(parser, args)
 
 
 def _engine(args: argparse.Namespace) -> contextlib.AbstractContextManager:
@@ -88,7 +90,7 @@ def _command_line(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_engine(parser, args)
+    _check(parser, args)
     sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also in logs
     configure_logging(args.verbose)
     args.command_line = _command_line(sys.argv[1:] if argv is None else argv)

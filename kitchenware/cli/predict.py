@@ -37,7 +37,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_verbose(predict)
 
 
-def check_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.engine != "ray":
+        return
     args.format = args.format or "parquet"
     if args.runtime == "tensorflow" or args.kaggle:
         parser.error(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 from pathlib import Path
 
 from kitchenware.cli.options import add_command, add_engine_options, add_verbose, quiet_tensorflow, timestamped
 from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.training.augmentation import ROTATION_FILLS
-from kitchenware.training.config import INPUT_SIZES, TrainConfig
+from kitchenware.training.config import HEADS, INPUT_SIZES, TrainConfig
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -26,16 +27,36 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "repeat it to train on several sources",
     )
     source.add_argument(
-        "--val-fraction", type=float, default=defaults.val_fraction, help="share held out for validation"
+        "--seed", type=int, default=defaults.seed, help="seed of the split, the shuffling and the weights"
     )
     source.add_argument(
+        "--origins",
+        metavar="CSV",
+        help="where each photo comes from, for folders that mix several places: a CSV of source,Id,origin (source "
+        "and Id as split.csv names them; default: each --data source is one origin)",
+    )
+    held_out = train.add_argument_group("validation")
+    held_out.add_argument(
+        "--val-fraction", type=float, default=defaults.val_fraction, help="share held out for validation"
+    )
+    held_out.add_argument(
         "--split",
         choices=["grouped", "stratified"],
         default=defaults.split,
         help="grouped: near-duplicate photos stay on one side (Xception with cached features); stratified: one by one",
     )
-    source.add_argument(
-        "--seed", type=int, default=defaults.seed, help="seed of the split, the shuffling and the weights"
+    held_out.add_argument(
+        "--validate-on",
+        metavar="ORIGIN",
+        help="validate on the photos of this origin (a --data source's name, or an origin of --origins), train on "
+        "the others: what the model does on a source it never saw",
+    )
+    held_out.add_argument(
+        "--cross-validate",
+        metavar="FOLDS|sources",
+        help="first measure this setting on all the photos, by grouped k-fold cross-validation, or with 'sources' by "
+        "holding out each origin in turn; the temperature and the 'unsure' bar are then fit on those held-out "
+        "answers, and with 'sources' the 'unknown' threshold too (cached features)",
     )
     model = train.add_argument_group("model")
     model.add_argument("--arch", choices=list(INPUT_SIZES), default=defaults.arch, help="network to train")
@@ -46,7 +67,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     model.add_argument("--input-size", type=int, default=0, help=f"square input side (default: {sizes})")
     model.add_argument(
-        "--inner-size", type=int, default=defaults.inner_size, help="inner Dense units in the head; 0: none"
+        "--head",
+        choices=list(HEADS),
+        default=defaults.head,
+        help="Xception's head: probe (L2-normalised features, logistic regression fit by scikit-learn) or dense "
+        "(a softmax layer trained by Keras: --lr, --dropout, --inner-size, --epochs)",
+    )
+    model.add_argument(
+        "--probe-c",
+        type=float,
+        nargs="+",
+        default=[defaults.probe_c],
+        help=f"the probe's inverse L2 strength (scikit-learn's C); several values run a sweep (default: "
+        f"{defaults.probe_c})",
+    )
+    model.add_argument(
+        "--inner-size", type=int, default=defaults.inner_size, help="dense head: inner Dense units; 0: none"
     )
     fit = train.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs of the head (stage 1)")
@@ -125,13 +161,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=defaults.patience,
         help="epochs without a better validation accuracy before stopping; 0: no early stopping",
     )
-    stop.add_argument(
-        "--cross-validate",
-        type=int,
-        default=0,
-        metavar="FOLDS",
-        help="first measure this setting by grouped k-fold cross-validation on all the photos (cached features)",
-    )
     stop.add_argument("--target-accuracy", type=float, help="stop once validation accuracy reaches this")
     output = train.add_argument_group("output")
     output.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the BentoML store")
@@ -144,8 +173,25 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_verbose(train)
 
 
-def check_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.arch != "xception" or args.augment or not args.cache_features:
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    probe = args.head == "probe" and args.arch == "xception"
+    if probe and (args.augment or not args.cache_features):
+        parser.error(
+            "the probe head is fit on cached backbone features: drop --augment and --no-cache-features, or add "
+            "--head dense"
+        )
+    if probe and args.tensorboard and not args.fine_tune_epochs:
+        parser.error(
+            "--tensorboard logs Keras epochs, and the probe head is fit in one go by scikit-learn: add --head dense "
+            "or --fine-tune EPOCHS, or drop --tensorboard"
+        )
+    if probe and len(args.lr) * len(args.dropout) > 1:
+        parser.error("--lr and --dropout sweeps train the dense head: add --head dense, or sweep --probe-c")
+    if not probe and len(args.probe_c) > 1:
+        parser.error("--probe-c sweeps the probe head: drop --head dense (the probe is the default)")
+    if args.cross_validate not in (None, "sources") and not args.cross_validate.isdigit():
+        parser.error(f"--cross-validate takes a number of folds or 'sources', not {args.cross_validate!r}")
+    if args.engine == "ray" and (args.arch != "xception" or args.augment or not args.cache_features):
         parser.error(
             "--engine ray extracts the frozen Xception backbone's features for the head: it needs --arch xception "
             "without --augment and --no-cache-features (or drop --engine ray)"
@@ -157,18 +203,21 @@ def run(args: argparse.Namespace) -> None:
     from kitchenware.training.pipeline import train
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(
-        **{key: value for key, value in vars(args).items() if key in fields and key not in ("lr", "dropout")},
-        lr=args.lr[0],
-        dropout=args.dropout[0],
-    )
+    swept = ("lr", "dropout", "probe_c")
+    config = TrainConfig(**{key: value for key, value in vars(args).items() if key in fields and key not in swept})
+    if config.head == "probe":
+        settings = [{"probe_c": c} for c in args.probe_c]
+    else:
+        settings = [{"lr": lr, "dropout": dropout} for lr, dropout in itertools.product(args.lr, args.dropout)]
+    config = dataclasses.replace(config, **settings[0])
+    folds = int(args.cross_validate) if args.cross_validate and args.cross_validate.isdigit() else args.cross_validate
     extract = None
     if args.engine == "ray":
         from kitchenware.batch.features import extract_on_ray
 
         extract = extract_on_ray(config, args.actors, args.threads_per_actor, args.verbose)
     run_dir = args.run_dir or timestamped()
-    done = train(config, run_dir, args.lr, args.dropout, args.cross_validate, args.export, args.command_line, extract)
+    done = train(config, run_dir, settings, folds, args.export, args.command_line, extract)
     if done.sweep_table:
         print(f"sweep table: {run_dir / 'sweep.md'}, plot: {run_dir / 'sweep.png'}")
         print(done.sweep_table)

@@ -21,9 +21,11 @@ ONNX_FILE = "model.onnx"  # what the service runs (ONNX Runtime)
 INT8_FILE = "model-int8.onnx"  # the int8 network of the onnx-int8-cascade runtime (`kitchenware quantize`)
 KERAS_FILE = "model.keras"  # what training, fine-tuning and the TensorFlow runtime load
 OOD_REFERENCE_FILE = "ood_reference.npy"  # L2-normalised training features (float16) for the "unknown" score
+OOD_FEEDBACK_FILE = "ood_feedback.npy"  # the same of the photos sellers labelled, added at import (feedback/)
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "model_card.md"
-MODEL_FILES = (ONNX_FILE, INT8_FILE, KERAS_FILE, OOD_REFERENCE_FILE)  # what a stored model may hold besides its card
+# What a stored model may hold besides its card.
+MODEL_FILES = (ONNX_FILE, INT8_FILE, KERAS_FILE, OOD_REFERENCE_FILE, OOD_FEEDBACK_FILE)
 
 
 def _known(cls: type, data: dict[str, Any], **converted: Any) -> Any:
@@ -66,8 +68,11 @@ class OodSection:
     threshold: float
     score: str = "knn"
     k: int = 1
-    accept: float | None = None  # share of the validation photos the threshold accepts
+    accept: float | None = None  # share of the photos it was fit on that the threshold accepts
     reference_photos: int | None = None
+    fit_on: str | None = None  # None: the validation split (the first cards did not say)
+    held_out: dict[str, float] | None = None  # with held-out sources: each one's own threshold
+    feedback_photos: int | None = None  # photos sellers labelled, known by the score since an import (ood_feedback.npy)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OodSection:

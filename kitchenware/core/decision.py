@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from kitchenware.core.card import OOD_REFERENCE_FILE, ModelCard
+from kitchenware.core.card import OOD_FEEDBACK_FILE, OOD_REFERENCE_FILE, ModelCard
 
 CONFIDENT, UNSURE, UNKNOWN = "confident", "unsure", "unknown"
 DECISIONS = (CONFIDENT, UNSURE, UNKNOWN)
@@ -70,6 +70,9 @@ class DecisionRule:
     ood_threshold: float | None  # OOD score above which a photo is "unknown"; None: never
     k: int = 1
     reference: np.ndarray | None = None  # L2-normalised training features (float64 here; float16 on disk)
+    # L2-normalised features of photos sellers labelled (feedback/reference.py): each counts on its own, as k
+    # training photos do
+    labelled_by_sellers: np.ndarray | None = None
 
     @classmethod
     def for_model(
@@ -81,7 +84,7 @@ class DecisionRule:
     ) -> DecisionRule:
         """The rule stored with a model, with a deployment's overrides; a model saved before the rule existed
         gets its raw probabilities, DEFAULT_MIN_CONFIDENCE and no "unknown"."""
-        reference_file = Path(folder) / OOD_REFERENCE_FILE
+        reference_file, feedback_file = Path(folder) / OOD_REFERENCE_FILE, Path(folder) / OOD_FEEDBACK_FILE
         ood = card.ood if card.ood is not None and card.ood.score == "knn" and reference_file.is_file() else None
         if ood is not None:
             # NumPy's BLAS threads spin after each product, on the cores the forward pass needs: measured in the
@@ -96,12 +99,20 @@ class DecisionRule:
             k=1 if ood is None else ood.k,
             # Converted once: a float16 matrix product converts the reference on every call (~16 ms a photo).
             reference=None if ood is None else np.load(reference_file).astype(np.float64),
+            labelled_by_sellers=np.load(feedback_file).astype(np.float64)
+            if ood is not None and ood.feedback_photos and feedback_file.is_file()
+            else None,
         )
 
     def ood_scores(self, features: np.ndarray | None) -> np.ndarray | None:
+        """The distance to the k-th nearest training photo, or to the nearest photo a seller labelled when that is
+        nearer: a photo like one a seller said was a cup is not "unknown"."""
         if self.reference is None or features is None:
             return None
-        return knn_distance(features, self.reference, self.k)
+        scores = knn_distance(features, self.reference, self.k)
+        if self.labelled_by_sellers is not None:
+            scores = np.minimum(scores, knn_distance(features, self.labelled_by_sellers, 1))
+        return scores
 
     def decide(self, probabilities: np.ndarray, features: np.ndarray | None) -> Answers:
         calibrated = calibrate(probabilities, self.temperature)

@@ -32,12 +32,19 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class Sample:
     """One labelled photo; `id` is the Kaggle Id or the path relative to its data folder, `source` that folder's
-    name (unique among the sources of one run)."""
+    name (unique among the sources of one run), `origin` where the photo was taken or found when the folder mixes
+    several such places (`--origins`; empty: the source is its origin)."""
 
     id: str
     path: Path
     label: str
     source: str = ""
+    origin: str = ""
+
+    @property
+    def where(self) -> str:
+        """The photo's origin: its own when given, else its source's."""
+        return self.origin or self.source
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,22 @@
 """The two approaches: a small CNN from scratch and an ImageNet Xception with a new head.
 
 Each model takes plain 0-255 RGB pixels: pixel scaling is a layer inside the model, so a saved
-model needs nothing but `kitchenware.preprocessing` in front of it.
+model needs nothing but `kitchenware.preprocessing` in front of it. Xception's head is either a linear probe
+(L2-normalised features -> softmax, its weights fit by scikit-learn: training/probe.py) or a dense head trained by
+Keras (optionally an inner Dense layer and dropout).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 from keras import layers
+
+if TYPE_CHECKING:
+    from kitchenware.training.config import TrainConfig
 
 XCEPTION_BLOCKS = 14
 
@@ -75,9 +81,13 @@ def xception_backbone(input_size: int, weights: str) -> keras.Model:
     return keras.Model(inputs, outputs, name="xception_backbone")
 
 
-def classification_head(num_features: int, num_classes: int, inner_size: int = 0, dropout: float = 0.0) -> keras.Model:
+def classification_head(
+    num_features: int, num_classes: int, inner_size: int = 0, dropout: float = 0.0, normalised: bool = False
+) -> keras.Model:
+    """Pooled features -> class probabilities; `normalised`: the features scaled to unit length first (the probe)."""
     inputs = keras.Input((num_features,), name="features")
-    x = inputs
+    # In float32 even under mixed precision: a sum of 2,048 squares overflows float16's 65,504.
+    x = layers.UnitNormalization(dtype="float32", name="unit_length")(inputs) if normalised else inputs
     if inner_size:
         x = layers.Dense(inner_size, activation="relu")(x)
     if dropout:
@@ -94,10 +104,11 @@ def build_xception(
     dropout: float = 0.0,
     augment: bool = False,
     seed: int | None = None,
+    normalised: bool = False,
 ) -> Network:
     """Frozen Xception backbone + a new head; the head can also be trained alone on cached features."""
     backbone = xception_backbone(input_size, weights)
-    head = classification_head(backbone.output_shape[-1], num_classes, inner_size, dropout)
+    head = classification_head(backbone.output_shape[-1], num_classes, inner_size, dropout, normalised)
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     x = augmentation(seed)(inputs) if augment else inputs
     outputs = head(backbone(x))
@@ -118,18 +129,17 @@ def unfreeze_top_blocks(backbone: keras.Model, blocks: int) -> int:
     return unfrozen
 
 
-def build(
-    arch: str,
-    num_classes: int,
-    input_size: int,
-    weights: str,
-    inner_size: int,
-    dropout: float,
-    augment: bool,
-    seed: int | None,
-) -> Network:
-    if arch == "scratch":
-        return build_scratch(num_classes, input_size, dropout, augment, seed)
-    if arch == "xception":
-        return build_xception(num_classes, input_size, weights, inner_size, dropout, augment, seed)
-    raise ValueError(f"unknown architecture {arch!r}: choose scratch or xception")
+def build(config: TrainConfig, num_classes: int) -> Network:
+    """The network a training setting describes."""
+    if config.arch == "scratch":
+        return build_scratch(num_classes, config.input_size, config.dropout, config.augment, config.seed)
+    return build_xception(
+        num_classes,
+        config.input_size,
+        config.weights,
+        config.inner_size,
+        config.dropout,
+        config.augment,
+        config.seed,
+        normalised=config.head == "probe",
+    )

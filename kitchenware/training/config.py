@@ -10,6 +10,7 @@ from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.training.augmentation import ViewRecipe
 
 INPUT_SIZES = {"scratch": 150, "xception": 299}
+HEADS = ("probe", "dense")
 # `kitchenware quantize`: quantization-aware fine-tuning of the int8 network (kitchenware/training/qat.py), passes over
 # the calibration photos and learning rate; 8 at 3e-5 took the validation photos' fallback from 23.9 to 19.5 %.
 # The activations' steps learning with them at 3e-3 (0: fixed) took it to 15.6 % (docs/int8.md).
@@ -22,6 +23,11 @@ QAT_STEP_LEARNING_RATE = 3e-3
 class TrainConfig:
     data: tuple[str, ...]  # one or more data sources (--data DIR --data feedback:URL ...)
     arch: str = "xception"
+    # Xception's head: "probe", L2-normalised features -> multinomial logistic regression (scikit-learn, L2 penalty
+    # 1/probe_c), which transfers to photos of sources it never saw best (benchmarks/HEAD_RECIPES.md); or "dense", a
+    # softmax layer on the raw features trained by Keras (--lr, --dropout, --inner-size, --epochs, --patience).
+    head: str = "probe"
+    probe_c: float = 3.0  # scikit-learn's C: the inverse L2 strength, on the loss summed over photos and views
     weights: str = "imagenet"  # "imagenet" (download), "none" (random) or a local .weights.h5 path
     input_size: int = 0  # 0: the architecture's own (150 scratch, 299 xception)
     epochs: int = 20  # the most the head trains; early stopping (patience) usually ends it sooner
@@ -35,6 +41,8 @@ class TrainConfig:
     fine_tune_lr: float = 1e-5
     val_fraction: float = 0.2
     split: str = "grouped"  # near-duplicate groups on one side (needs cached Xception features), or "stratified"
+    origins: str | None = None  # CSV of source,Id,origin: where each photo comes from (default: its --data source)
+    validate_on: str | None = None  # an origin: its photos are the validation split, the others train
     seed: int = 42
     # "balanced": each class weighs as much in the loss as the others (won grouped cross-validation, keeping the
     # few-shot classes' recall: benchmarks/HEAD_RECIPES.md); "none": each photo weighs the same
@@ -62,6 +70,20 @@ class TrainConfig:
             raise ValueError(f"unknown architecture {self.arch!r}: choose one of {', '.join(INPUT_SIZES)}")
         if not self.input_size:
             object.__setattr__(self, "input_size", INPUT_SIZES[self.arch])
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}: choose one of {', '.join(HEADS)}")
+        if self.arch == "scratch":
+            object.__setattr__(self, "head", "dense")  # the CNN from scratch trains its own dense layers
+        if self.head == "probe" and (self.augment or not self.cache_features):
+            raise ValueError(
+                "the probe head is fit on cached backbone features: drop --augment and --no-cache-features, or "
+                "train a --head dense"
+            )
+        if self.head == "probe" and self.tensorboard and not self.fine_tune_epochs:
+            raise ValueError(
+                "--tensorboard logs Keras epochs, and the probe head is fit in one go by scikit-learn: train a --head "
+                "dense, add --fine-tune EPOCHS, or drop --tensorboard"
+            )
         self.view_recipe()  # checks the augmented views' settings
 
     def view_recipe(self) -> ViewRecipe:

@@ -22,9 +22,10 @@ from scipy.special import log_softmax
 
 from kitchenware.core.decision import UNKNOWN, DecisionRule, calibrate, l2_normalise
 
-UNKNOWN_ACCEPT = 0.95
+UNKNOWN_ACCEPT = 0.95  # of the validation photos, when the threshold is fit in domain
+HELD_OUT_ACCEPT = 0.97  # of each held-out source's photos, when it is fit on held-out sources
 UNSURE_TARGET = 0.98
-KNN_K = 1
+KNN_K = 10  # the distance to the 10th nearest reference photo: the most stable across held-out sources
 CALIBRATION_BINS = 15
 
 
@@ -77,10 +78,26 @@ def pick_unsure_threshold(confidences: np.ndarray, correct: np.ndarray, target: 
     return float(ordered[np.flatnonzero(qualifies)[-1]]) if qualifies.any() else float(np.nextafter(1.0, 2.0))
 
 
+def held_out_source_thresholds(
+    features: np.ndarray, origins: list[str], parts: dict[str, tuple[list[int], list[int]]], k: int = KNN_K
+) -> dict[str, float]:
+    """For each origin held out: its photos' scores against the other origins' photos (the training side of the
+    part), and the score that accepts HELD_OUT_ACCEPT of them. A seller's photo comes from a source the model never
+    saw: each held-out origin is one sample of that."""
+    normalised = l2_normalise(features).astype(np.float16).astype(np.float64)  # as the stored reference is
+    thresholds = {}
+    for origin, (train_rows, val_rows) in parts.items():
+        rule = DecisionRule(1.0, 0.0, None, k, normalised[train_rows])
+        thresholds[origin] = pick_unknown_threshold(rule.ood_scores(features[val_rows]), HELD_OUT_ACCEPT)
+    return thresholds
+
+
 @dataclass(frozen=True)
 class FittedRule:
     rule: DecisionRule
     figures: dict  # what the rule measured on the photos it was fit on
+    unknown_accept: float = UNKNOWN_ACCEPT  # the share of the photos below that the "unknown" threshold accepts
+    unknown_fit_on: str = "the validation split"
 
 
 def fit_rule(
@@ -89,13 +106,17 @@ def fit_rule(
     val_features: np.ndarray | None,
     train_features: np.ndarray | None,
     out_of_fold: tuple[np.ndarray, np.ndarray] | None = None,
+    held_out_thresholds: dict[str, float] | None = None,
+    out_of_fold_from: str = "grouped folds",
 ) -> FittedRule:
     """Temperature, "unsure" and (with features) "unknown", fit on the validation photos; the kNN reference is the
     training photos' features, so a validation photo is never its own neighbour.
 
     With cross-validation's out-of-fold (probabilities, labels) of every photo, temperature and "unsure" are fit on
     those instead: five times more photos, and a validation split without a single error cannot drive T to its
-    bound (which sharpens every answer to certainty)."""
+    bound (which sharpens every answer to certainty). With the thresholds of held-out sources
+    (`held_out_source_thresholds`), "unknown" is their median: in-domain validation photos sit next to near-twins
+    of their own source and give a threshold that refuses photos of new sources."""
     confidence_probabilities, confidence_labels = out_of_fold or (val_probabilities, val_labels)
     temperature = fit_temperature(confidence_probabilities, confidence_labels)
     calibrated = calibrate(confidence_probabilities, temperature)
@@ -103,7 +124,12 @@ def fit_rule(
     # Stored as float16 (a quarter of the file); the rule computes with the same values in float64.
     reference = None if train_features is None else l2_normalise(train_features).astype(np.float16).astype(np.float64)
     scores = DecisionRule(temperature, min_confidence, None, KNN_K, reference).ood_scores(val_features)
-    threshold = None if scores is None else pick_unknown_threshold(scores)
+    if scores is None:
+        threshold = None
+    elif held_out_thresholds:
+        threshold = float(np.median(list(held_out_thresholds.values())))
+    else:
+        threshold = pick_unknown_threshold(scores)
     rule = DecisionRule(temperature, min_confidence, threshold, KNN_K, reference)
     answers = rule.decide(val_probabilities, val_features)
     correct = answers.labels == val_labels
@@ -112,7 +138,7 @@ def fit_rule(
         log_p = np.maximum(np.log(val_probabilities.astype(np.float64)), -1e4)
     figures = {
         "photos": int(len(val_labels)),
-        "temperature_and_unsure_fit_on": "out-of-fold predictions of every photo"
+        "temperature_and_unsure_fit_on": f"out-of-fold predictions of every photo ({out_of_fold_from})"
         if out_of_fold
         else "the validation split",
         "temperature": round(temperature, 4),
@@ -124,6 +150,9 @@ def fit_rule(
         "confident_accuracy": round(float(correct[confident].mean()), 4) if confident.any() else None,
         "unknown_share": round(float(np.mean([d == UNKNOWN for d in answers.decisions])), 4),
     }
+    if held_out_thresholds:
+        fit_on = f"the median over {len(held_out_thresholds)} origins, each held out in turn, of its own threshold"
+        return FittedRule(rule, figures, HELD_OUT_ACCEPT, fit_on)
     return FittedRule(rule, figures)
 
 

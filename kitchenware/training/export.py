@@ -22,7 +22,7 @@ from kitchenware.core.card import (
     OodSection,
     ValidationSection,
 )
-from kitchenware.training.decisions import UNKNOWN_ACCEPT, UNSURE_TARGET, FittedRule
+from kitchenware.training.decisions import UNSURE_TARGET, FittedRule
 from kitchenware.training.model_card import card_markdown
 
 if TYPE_CHECKING:
@@ -38,7 +38,12 @@ ONNX_TOLERANCE = 1e-4
 
 
 def training_card(
-    config: TrainConfig, prepared: PreparedData, report: Report, fitted: FittedRule, command_line: str
+    config: TrainConfig,
+    prepared: PreparedData,
+    report: Report,
+    fitted: FittedRule,
+    command_line: str,
+    cross_validation: dict | None = None,
 ) -> ModelCard:
     """Everything needed to serve and to trust a model trained here."""
     train_counts = dict.fromkeys(prepared.class_names, 0)
@@ -78,10 +83,19 @@ def training_card(
         min_confidence=rule.min_confidence,
         ood=None
         if rule.ood_threshold is None
-        else OodSection(rule.ood_threshold, "knn", rule.k, UNKNOWN_ACCEPT, len(prepared.train)),
+        else OodSection(
+            rule.ood_threshold,
+            "knn",
+            rule.k,
+            fitted.unknown_accept,
+            len(prepared.train),
+            fitted.unknown_fit_on,
+            (cross_validation or {}).get("unknown_thresholds") or None,
+        ),
         calibration=CalibrationSection.from_dict(
             {"fit_on": held_out, "unsure_target": UNSURE_TARGET, **fitted.figures}
         ),
+        cross_validation=cross_validation or {},
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
 
@@ -90,8 +104,10 @@ def serving_model(model: keras.Model) -> keras.Model:
     """The trained model with further outputs of the same forward pass: the backbone's pooled features, which the
     "unknown" score reads, and, when the head is one linear layer, the class activation maps (`class_maps`: the
     head's layer applied to each cell of the backbone's last grid, 10x10 at 299; a class's map averages to its
-    logit). The service asks ONNX Runtime for the maps only in /explain. The scratch CNN gives probabilities only;
-    a head with an inner Dense layer has no exact map, so no `class_maps`."""
+    logit). For the probe, whose Dense layer reads the unit-length features, each cell is divided by the pooled
+    features' length first, so the maps still average to the logits. The service asks ONNX Runtime for the maps only
+    in /explain. The scratch CNN gives probabilities only; a head with an inner Dense layer has no exact map, so no
+    `class_maps`."""
     names = {layer.name for layer in model.layers}
     if not {"xception_backbone", "head"} <= names:
         return model
@@ -109,7 +125,11 @@ def serving_model(model: keras.Model) -> keras.Model:
         cells = keras.layers.Dense(dense[0].units, dtype="float32", name="class_maps_dense")
         cells.build(grid.shape)
         cells.set_weights(dense[0].get_weights())
-        outputs["class_maps"] = cells(keras.ops.cast(grid, "float32"))
+        grid = keras.ops.cast(grid, "float32")
+        if any(isinstance(layer, keras.layers.UnitNormalization) for layer in head.layers):
+            length = keras.ops.norm(keras.ops.cast(features, "float32"), axis=-1, keepdims=True)
+            grid = grid / keras.ops.expand_dims(keras.ops.expand_dims(length, 1), 1)
+        outputs["class_maps"] = cells(grid)
     return keras.Model(inputs, outputs, name=model.name)
 
 

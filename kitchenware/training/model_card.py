@@ -41,22 +41,31 @@ def card_markdown(card: ModelCard) -> str:
     if card.cross_validation:
         cv = card.cross_validation
         recalls = ", ".join(f"{name} {value}" for name, value in cv["recall_pooled"].items())
-        lines.append(
-            f"- grouped {cv['folds']}-fold cross-validation of this setting: accuracy {cv['accuracy_mean']} "
-            f"± {cv['accuracy_std']} (pooled {cv['accuracy_pooled']}); recall per class (pooled): {recalls}"
-        )
+        if cv["folds"] == "sources":
+            held_out = ", ".join(f"{name} {row['accuracy']} ({row['photos']})" for name, row in cv["held_out"].items())
+            lines.append(
+                f"- each origin held out in turn, this setting trained on the others: accuracy {held_out}; pooled "
+                f"{cv['accuracy_pooled']} on {cv['photos']} photos; recall per class (pooled): {recalls}"
+            )
+        else:
+            lines.append(
+                f"- grouped {cv['folds']}-fold cross-validation of this setting: accuracy {cv['accuracy_mean']} "
+                f"± {cv['accuracy_std']} (pooled {cv['accuracy_pooled']}); recall per class (pooled): {recalls}"
+            )
     if card.min_confidence is not None:
         figures = card.calibration or CalibrationSection()
-        unknown = (
-            f"'unknown' above a distance of {card.ood.threshold:.4f} to the nearest training photo's features "
-            f"(accepts {card.ood.accept:.0%} of the validation photos)"
-            if card.ood
-            else "no 'unknown' (no backbone features)"
-        )
+        unknown = "no 'unknown' (no backbone features)"
+        if card.ood:
+            nearest = "nearest" if card.ood.k == 1 else f"{card.ood.k}th nearest"
+            unknown = (
+                f"'unknown' above a distance of {card.ood.threshold:.4f} to the {nearest} training photo's features "
+                f"(accepting {card.ood.accept:.0%}), fit on {card.ood.fit_on or 'the validation split'}"
+            )
+            if card.ood.held_out:
+                unknown += " (" + ", ".join(f"{name} {value}" for name, value in card.ood.held_out.items()) + ")"
         lines += [
             f"- decisions: temperature {card.temperature:.4f} and 'unsure' under a calibrated confidence of "
-            f"{card.min_confidence:.4f}, fit on {figures.temperature_and_unsure_fit_on}; "
-            f"{unknown}, fit on {figures.fit_on or 'held-out photos'}",
+            f"{card.min_confidence:.4f}, fit on {figures.temperature_and_unsure_fit_on}; {unknown}",
             f"  - on the validation split: ECE {figures.ece_before} -> {figures.ece_after}; "
             f"{figures.confident_share or 0:.1%} answered 'confident', with accuracy "
             f"{figures.confident_accuracy}; {figures.unknown_share or 0:.1%} 'unknown'",

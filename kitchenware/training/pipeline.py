@@ -19,7 +19,7 @@ from kitchenware.core.card import ModelCard
 from kitchenware.core.photos import DataError, Sample, drop_unreadable, label_indices, unlabelled_images
 from kitchenware.training import export, splits
 from kitchenware.training.config import TrainConfig
-from kitchenware.training.decisions import FittedRule, fit_rule, reliability_diagram
+from kitchenware.training.decisions import FittedRule, fit_rule, held_out_source_thresholds, reliability_diagram
 from kitchenware.training.evaluation import (
     Report,
     out_of_distribution,
@@ -36,6 +36,7 @@ from kitchenware.training.trainer import (
     TrainedModel,
     cross_validate,
     decision_features,
+    held_out_parts,
     prepare_data,
     sweep,
     train_model,
@@ -62,17 +63,16 @@ class TrainingRun:
 def train(
     config: TrainConfig,
     run_dir: Path,
-    learning_rates: list[float] | None = None,
-    dropouts: list[float] | None = None,
-    folds: int = 0,
+    settings: list[dict] | None = None,
+    folds: int | str | None = None,
     export_to: Path | None = None,
     command_line: str = "",
     extract: Extractor | None = None,
 ) -> TrainingRun:
-    """Train `config` (a sweep when several learning rates or dropouts are given, the best setting kept; grouped
-    `folds`-fold cross-validation first when folds > 0), save the model to the store and, with `export_to`, to a
+    """Train `config`, or sweep the `settings` (changes to it, e.g. [{"probe_c": 1}, {"probe_c": 3}]) and keep the
+    best; with `folds`, first cross-validate it (a number of grouped folds, or "sources": each origin held out in
+    turn, which then also fits the "unknown" threshold). Save the model to the store and, with `export_to`, to a
     folder. `extract`: where the backbone's features are computed (default: this process)."""
-    learning_rates, dropouts = learning_rates or [config.lr], dropouts or [config.dropout]
     run_dir.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(config, extract)
     for source, counts in prepared.photos.counts_by_source().items():
@@ -89,26 +89,31 @@ def train(
     prepared.health.write(run_dir)
     log.info("data health check: %s\n%s", run_dir / "check.md", prepared.health.markdown().split("\n\n", 1)[1].strip())
 
-    cross_validation, out_of_fold = None, None
+    cross_validation, out_of_fold, held_out = None, None, None
     if folds:
         cross_validation, pooled = cross_validate(config, prepared, folds, run_dir)
         out_of_fold = (pooled.probabilities, pooled.labels)
-        (run_dir / "cross_validation.json").write_text(json.dumps(cross_validation, indent=2))
         log.info(
-            "grouped %d-fold cross-validation: accuracy %s ± %s (pooled %s); recall %s",
-            folds,
+            "cross-validation (%s): accuracy %s ± %s (pooled %s); recall %s; held out: %s",
+            "each origin held out" if folds == "sources" else f"grouped, {folds} folds",
             cross_validation["accuracy_mean"],
             cross_validation["accuracy_std"],
             cross_validation["accuracy_pooled"],
             ", ".join(f"{name} {value}" for name, value in cross_validation["recall_pooled"].items()),
+            ", ".join(f"{name} {row['accuracy']}" for name, row in cross_validation["held_out"].items()),
         )
+        if folds == "sources" and prepared.cache is not None:
+            samples = prepared.cross_validated
+            parts = held_out_parts(prepared, folds, config.seed)
+            held_out = held_out_source_thresholds(prepared.cache.of(samples), [s.where for s in samples], parts)
+            cross_validation["unknown_thresholds"] = {name: round(value, 4) for name, value in held_out.items()}
+        (run_dir / "cross_validation.json").write_text(json.dumps(cross_validation, indent=2))
     sweep_table = None
-    if len(learning_rates) * len(dropouts) > 1:
-        trained, results = sweep(config, learning_rates, dropouts, prepared, run_dir)
+    if settings and len(settings) > 1:
+        trained, results = sweep(config, settings, prepared, run_dir)
         rows = [
             {
-                "lr": r.lr,
-                "dropout": r.dropout,
+                **r.changes,
                 "val_accuracy": round(r.val_accuracy, 4),
                 "val_loss": round(r.val_loss, 4),
                 "epochs": r.epochs,
@@ -116,7 +121,7 @@ def train(
             }
             for r in results
         ]
-        write_sweep(rows, [(f"lr={r.lr} dropout={r.dropout}", r.history["val_accuracy"]) for r in results], run_dir)
+        write_sweep(rows, [(r.name, r.history["val_accuracy"]) for r in results], run_dir)
         sweep_table = (run_dir / "sweep.md").read_text()
     else:
         trained = train_model(config, prepared, run_dir)
@@ -124,13 +129,20 @@ def train(
     write_history(trained.history, run_dir)
     train_features, val_features = decision_features(trained, prepared)
     report = trained.report
-    fitted = fit_rule(report.probabilities, report.labels, val_features, train_features, out_of_fold)
+    fitted = fit_rule(
+        report.probabilities,
+        report.labels,
+        val_features,
+        train_features,
+        out_of_fold,
+        held_out,
+        "each origin held out in turn" if folds == "sources" else "grouped folds",
+    )
     answers = fitted.rule.decide(report.probabilities, val_features)
     reliability_diagram(report.probabilities, answers.probabilities, report.labels, run_dir / "reliability.png")
     report = report.decided(answers)
     write_report(report, prepared.val, run_dir, f"{trained.config.arch} on the validation split")
-    card = export.training_card(trained.config, prepared, report, fitted, command_line)
-    card = card.replace(cross_validation=cross_validation or {})
+    card = export.training_card(trained.config, prepared, report, fitted, command_line, cross_validation)
     reference = None if fitted.rule.reference is None else fitted.rule.reference.astype(np.float16)
     tag = export.save_to_store(trained.network.model, card, config.labels, reference)
     if export_to:

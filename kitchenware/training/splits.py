@@ -65,13 +65,42 @@ def grouped_split(
     return [samples[i] for i in train_rows], [samples[i] for i in val_rows]
 
 
+def origin_rows(samples: list[Sample], origin: str, groups: np.ndarray | None) -> tuple[list[int], list[int]]:
+    """(training rows, validation rows): the photos of `origin` validate; the others train, except those of a
+    near-duplicate group that has a photo on the validation side (a copy would flatter the held-out figure)."""
+    origins = sorted({sample.where for sample in samples})
+    if origin not in origins:
+        raise DataError(f"no photo comes from {origin!r}: the origins of these photos are {', '.join(origins)}")
+    val_rows = [i for i, sample in enumerate(samples) if sample.where == origin]
+    held_groups = set() if groups is None else {groups[i] for i in val_rows}
+    train_rows = [
+        i
+        for i, sample in enumerate(samples)
+        if sample.where != origin and (groups is None or groups[i] not in held_groups)
+    ]
+    missing = {samples[i].label for i in val_rows} - {samples[i].label for i in train_rows}
+    if missing:
+        raise DataError(
+            f"holding out {origin!r} leaves no training photo of {', '.join(sorted(missing))}: add photos of them "
+            "from another origin, or hold out another one"
+        )
+    return train_rows, val_rows
+
+
+def origin_split(samples: list[Sample], origin: str, groups: np.ndarray | None) -> tuple[list[Sample], list[Sample]]:
+    """The photos of other origins to train on, those of `origin` to validate on (`--validate-on`)."""
+    train_rows, val_rows = origin_rows(samples, origin, groups)
+    return [samples[i] for i in train_rows], [samples[i] for i in val_rows]
+
+
 def write_split(train: list[Sample], val: list[Sample], path: Path, groups: dict[Sample, int] | None = None) -> None:
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["source", "Id", "label", "subset", "group", "path"])
+        writer.writerow(["source", "Id", "label", "subset", "group", "path", "origin"])
         for subset, samples in (("train", train), ("validation", val)):
             writer.writerows(
-                [s.source, s.id, s.label, subset, "" if groups is None else groups[s], str(s.path)] for s in samples
+                [s.source, s.id, s.label, subset, "" if groups is None else groups[s], str(s.path), s.where]
+                for s in samples
             )
 
 

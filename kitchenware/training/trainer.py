@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import sys
 import time
@@ -30,6 +29,7 @@ from kitchenware.training.augmentation import ViewRecipe, view_pixels
 from kitchenware.training.config import TrainConfig
 from kitchenware.training.evaluation import Report
 from kitchenware.training.health import HealthReport, check
+from kitchenware.training.probe import copy_into, fit_probe
 from kitchenware.training.sources import find_sources
 from kitchenware.training.stopping import stopping_callbacks
 
@@ -124,21 +124,35 @@ class PreparedData:
     def class_names(self) -> list[str]:
         return self.photos.class_names
 
+    @property
+    def cross_validated(self) -> list[Sample]:
+        """The photos cross-validation and the thresholds fit on held-out sources may see: every readable one, but
+        none of an origin held out for validation (`validate_on`), which stays unseen by everything."""
+        return self.train if self.split == "origin" else self.photos.samples
+
+    def groups_of(self, samples: list[Sample]) -> np.ndarray | None:
+        """The near-duplicate group of each of these photos, when the groups were found."""
+        groups = self.groups
+        return None if groups is None else np.array([groups[sample] for sample in samples])
+
 
 def inspect_photos(config: TrainConfig, extract: Extractor | None = None) -> tuple[HealthReport, FeatureCache | None]:
     """Find the photos, skip the unreadable ones and run the health check, on the backbone's features when the
     head trains on cached ones (they find the near-duplicates): `kitchenware check`, and the start of training."""
-    found = find_sources(*config.data)
+    found = find_sources(*config.data, origins=config.origins)
     readable, skipped = drop_unreadable(found.samples)
     cache = FeatureCache(config, extract) if uses_cached_features(config) else None
     return check(found.keep(readable), skipped, None if cache is None else cache.of(readable)), cache
 
 
 def prepare_data(config: TrainConfig, extract: Extractor | None = None) -> PreparedData:
-    """Find and check the photos; with cached features, find near-duplicate groups and split by them."""
+    """Find and check the photos; with cached features, find near-duplicate groups and split by them; with
+    `validate_on`, the photos of that origin are the validation split."""
     health, cache = inspect_photos(config, extract)
     readable = health.photos.samples
-    if cache is not None and config.split == "grouped":
+    if config.validate_on:
+        split, (train, val) = "origin", splits.origin_split(readable, config.validate_on, health.groups)
+    elif cache is not None and config.split == "grouped":
         split, (train, val) = "grouped", splits.grouped_split(readable, health.groups, config.val_fraction, config.seed)
     else:
         split, (train, val) = "stratified", splits.stratified_split(readable, config.val_fraction, config.seed)
@@ -189,16 +203,7 @@ def train_model(config: TrainConfig, prepared: PreparedData, run_dir: Path) -> T
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
 
     with distribution_strategy(gpus).scope():
-        network = build(
-            config.arch,
-            len(prepared.class_names),
-            config.input_size,
-            config.weights,
-            config.inner_size,
-            config.dropout,
-            config.augment,
-            config.seed,
-        )
+        network = build(config, len(prepared.class_names))
         if prepared.cache is not None and uses_cached_features(config):
             network.backbone.set_weights(prepared.cache.backbone.get_weights())  # the backbone of the features
             views = range(config.augment_views + 1)
@@ -215,8 +220,13 @@ def train_model(config: TrainConfig, prepared: PreparedData, run_dir: Path) -> T
 
     # The pipelines shuffle the training batches themselves.
     fit = dict(callbacks=callbacks, class_weight=class_weight, shuffle=False, verbose=_verbosity())
-    stage1 = trained_part.fit(train_inputs, validation_data=val_inputs, epochs=config.epochs, **fit)
-    history = _with_stage(stage1.history, "head")
+    if config.head == "probe":
+        labels = np.tile(y_train, len(views))
+        copy_into(fit_probe(train_features, labels, config.probe_c, config.class_weight == "balanced"), network.head)
+        history = _with_stage(_evaluated(network.head, train_inputs, val_inputs), "probe")
+    else:
+        stage1 = trained_part.fit(train_inputs, validation_data=val_inputs, epochs=config.epochs, **fit)
+        history = _with_stage(stage1.history, "head")
 
     if config.fine_tune_epochs and network.backbone is not None:
         log.info("fine-tuning the top %d Xception blocks at learning rate %g", config.unfreeze, config.fine_tune_lr)
@@ -238,24 +248,39 @@ def train_model(config: TrainConfig, prepared: PreparedData, run_dir: Path) -> T
     return TrainedModel(config, network, history, report, time.perf_counter() - started)
 
 
-def cross_validate(config: TrainConfig, prepared: PreparedData, folds: int, run_dir: Path) -> tuple[dict, Report]:
-    """Grouped k-fold cross-validation of this training setting on all the readable photos: each fold holds out
-    whole near-duplicate groups, stratified by class, and trains exactly as `train_model` does on the cached
-    features. Returns the mean and spread of accuracy and of each class's recall, pooled recall and per-fold rows,
-    and the out-of-fold report: every photo predicted by a head that was not trained on it."""
+def held_out_parts(prepared: PreparedData, folds: int | str, seed: int) -> dict[str, tuple[list[int], list[int]]]:
+    """{name: (training rows, held-out rows)} of the readable photos: grouped k-fold (whole near-duplicate groups
+    held out, stratified by class), or with folds="sources" each origin held out in turn (splits.origin_rows)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    samples = prepared.cross_validated
+    groups = prepared.groups_of(samples)
+    if folds == "sources":
+        origins = sorted({sample.where for sample in samples})
+        if len(origins) < 2:
+            raise DataError(
+                f"every photo comes from {origins[0]!r}: holding out sources needs two or more (--data folders, or "
+                "--origins)"
+            )
+        return {origin: splits.origin_rows(samples, origin, groups) for origin in origins}
+    splitter = StratifiedGroupKFold(n_splits=int(folds), shuffle=True, random_state=seed)
+    parts = splitter.split(np.zeros(len(samples)), [sample.label for sample in samples], groups)
+    return {f"fold {n + 1}": (list(train), list(val)) for n, (train, val) in enumerate(parts)}
+
+
+def cross_validate(config: TrainConfig, prepared: PreparedData, folds: int | str, run_dir: Path) -> tuple[dict, Report]:
+    """Cross-validation of this training setting on all the readable photos, grouped k-fold or (folds="sources")
+    holding out each origin in turn; every part trains exactly as `train_model` does on the cached features.
+    Returns the mean and spread of accuracy and of each class's recall, pooled recall, each part's accuracy, and the
+    out-of-fold report: every photo predicted by a head that was not trained on it."""
     if prepared.cache is None or prepared.health.groups is None:
         raise DataError("cross-validation runs on cached features: train Xception with the backbone frozen")
-    samples = prepared.photos.samples
-    labels = [sample.label for sample in samples]
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    config = dataclasses.replace(config, patience=0, target_accuracy=None)  # the held-out fold chooses nothing
+    samples = prepared.cross_validated
+    parts = held_out_parts(prepared, folds, config.seed)
+    config = dataclasses.replace(config, patience=0, target_accuracy=None)  # the held-out part chooses nothing
     reports = []
-    for fold, (train_rows, val_rows) in enumerate(
-        splitter.split(np.zeros(len(samples)), labels, prepared.health.groups)
-    ):
-        log.info("--- cross-validation fold %d of %d", fold + 1, folds)
+    for n, (name, (train_rows, val_rows)) in enumerate(parts.items()):
+        log.info("--- cross-validation, %s held out (%d of %d)", name, n + 1, len(parts))
         fold_data = dataclasses.replace(
             prepared, train=[samples[i] for i in train_rows], val=[samples[i] for i in val_rows]
         )
@@ -272,13 +297,17 @@ def cross_validate(config: TrainConfig, prepared: PreparedData, folds: int, run_
     )
     return {
         "folds": folds,
-        "photos": len(samples),
+        "photos": len(pooled.labels),
         "accuracy_mean": round(float(np.mean(accuracies)), 4),
         "accuracy_std": round(float(np.std(accuracies)), 4),
         "accuracy_pooled": round(pooled.accuracy, 4),
         "recall_mean": {name: round(float(np.mean(values)), 4) for name, values in recalls.items() if values},
         "recall_pooled": {row["class"]: row["recall"] for row in pooled.per_class()},
         "fold_accuracy": [round(a, 4) for a in accuracies],
+        "held_out": {
+            name: {"photos": len(report.labels), "accuracy": round(report.accuracy, 4)}
+            for name, report in zip(parts, reports)
+        },
     }, pooled
 
 
@@ -305,6 +334,14 @@ def _batches(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _evaluated(head: keras.Model, train_inputs, val_inputs) -> dict[str, list]:
+    """A head fit in one go (the probe) as one row of the training history: its loss and accuracy on the training
+    rows and on the validation photos."""
+    train_loss, train_accuracy = head.evaluate(train_inputs, verbose=0)
+    val_loss, val_accuracy = head.evaluate(val_inputs, verbose=0)
+    return {"loss": [train_loss], "accuracy": [train_accuracy], "val_loss": [val_loss], "val_accuracy": [val_accuracy]}
+
+
 def _compile(model: keras.Model, learning_rate: float) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
@@ -319,29 +356,30 @@ def _with_stage(history: dict[str, list], stage: str) -> dict[str, list]:
 
 @dataclass
 class SweepResult:
-    lr: float
-    dropout: float
+    changes: dict  # the setting: what it changes in the run's configuration
     val_accuracy: float
     val_loss: float
     epochs: int
     seconds: float
     history: dict[str, list]
 
+    @property
+    def name(self) -> str:
+        return " ".join(f"{key}={value}" for key, value in self.changes.items())
+
 
 def sweep(
-    config: TrainConfig, learning_rates: list[float], dropouts: list[float], prepared: PreparedData, run_dir: Path
+    config: TrainConfig, settings: list[dict], prepared: PreparedData, run_dir: Path
 ) -> tuple[TrainedModel, list[SweepResult]]:
-    """Train every (learning rate, dropout) pair on the same split and features; return the best and the table."""
+    """Train every setting (changes to `config`) on the same split and features; return the best and the table."""
     best: TrainedModel | None = None
     results = []
-    for lr, dropout in itertools.product(learning_rates, dropouts):
-        log.info("--- setting: lr=%g dropout=%g", lr, dropout)
-        trained = train_model(dataclasses.replace(config, lr=lr, dropout=dropout), prepared, run_dir)
+    for changes in settings:
+        trained = train_model(dataclasses.replace(config, **changes), prepared, run_dir)
         accuracy, loss = trained.report.accuracy, trained.report.loss
-        results.append(
-            SweepResult(lr, dropout, accuracy, loss, len(trained.history["loss"]), trained.seconds, trained.history)
-        )
-        log.info("--- lr=%g dropout=%g: val_accuracy=%.4f val_loss=%.4f", lr, dropout, accuracy, loss)
+        result = SweepResult(changes, accuracy, loss, len(trained.history["loss"]), trained.seconds, trained.history)
+        results.append(result)
+        log.info("--- %s: val_accuracy=%.4f val_loss=%.4f", result.name, accuracy, loss)
         if best is None or (accuracy, -loss) > (best.report.accuracy, -best.report.loss):
             best = trained
     return best, results

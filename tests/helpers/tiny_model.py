@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from kitchenware.core.card import OOD_REFERENCE_FILE, ModelCard
+from kitchenware.core.card import OOD_REFERENCE_FILE, ModelCard, OodSection
 
 CLASSES = ("cup", "fork", "spoon")
 INPUT_SIZE = 32
@@ -53,6 +53,6 @@ def write_tiny_model(folder: Path) -> Path:
         architecture="mean colour (tests)",
         temperature=1.0,
         min_confidence=0.5,
-        ood={"score": "knn", "k": 1, "threshold": 0.7},
+        ood=OodSection(threshold=0.7, score="knn", k=1),
     ).write(folder)
     return folder

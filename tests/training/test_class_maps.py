@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kitchenware.core.inference import OnnxRuntime, forward_in_batches
 from kitchenware.training.architectures import build_xception
 from kitchenware.training.export import export_onnx, serving_model
+from kitchenware.training.probe import copy_into, fit_probe
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -14,8 +16,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def test_a_linear_heads_class_maps_average_to_its_logits_in_keras_and_onnx(tmp_path: Path):
-    network = build_xception(3, input_size=71, weights="none")
+@pytest.mark.parametrize("probe", [False, True], ids=["dense head", "probe on unit-length features"])
+def test_a_linear_heads_class_maps_average_to_its_logits_in_keras_and_onnx(probe: bool, tmp_path: Path):
+    network = build_xception(3, input_size=71, weights="none", normalised=probe)
+    if probe:  # weights as a fit probe has them: large, so that the answers are far from uniform
+        rng = np.random.default_rng(0)
+        copy_into(fit_probe(rng.normal(size=(30, 2048)), np.arange(30) % 3, c=10.0, balanced=True), network.head)
     model = serving_model(network.model)
     pixels = np.random.default_rng(1).integers(0, 256, (2, 71, 71, 3)).astype(np.uint8)
     outputs = model(pixels.astype(np.float32), training=False)

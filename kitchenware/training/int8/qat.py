@@ -189,6 +189,12 @@ def _gemm(inputs: list, attributes: dict):
     return product if len(inputs) < 3 else product + inputs[2]
 
 
+def _reduce_sum(inputs: list, attributes: dict):
+    # Only on the pooled (n, features) rows, where ONNX's axes are the replica's.
+    axes = [int(axis) for axis in np.atleast_1d(inputs[1])] if len(inputs) > 1 and inputs[1] is not None else None
+    return tf.reduce_sum(inputs[0], axis=axes, keepdims=bool(attributes.get("keepdims", 1)))
+
+
 _OPERATORS: dict[str, Callable] = {
     "Mul": lambda inputs, _: inputs[0] * inputs[1],
     "Add": lambda inputs, _: inputs[0] + inputs[1],
@@ -201,6 +207,11 @@ _OPERATORS: dict[str, Callable] = {
     "Gemm": _gemm,
     "MatMul": lambda inputs, _: tf.matmul(inputs[0], inputs[1]),
     "Softmax": lambda inputs, _: tf.nn.softmax(inputs[0], axis=-1),
+    # the probe head's unit-length scaling of the pooled features (Keras' UnitNormalization)
+    "ReduceSum": _reduce_sum,
+    "Sqrt": lambda inputs, _: tf.sqrt(inputs[0]),
+    "Reciprocal": lambda inputs, _: tf.math.reciprocal(inputs[0]),
+    "Min": lambda inputs, _: tf.minimum(inputs[0], inputs[1]),
 }
 
 
