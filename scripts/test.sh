@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check: install what is missing, then ruff, then the whole pytest suite (a few minutes on a CPU).
+# Every check: install what is missing, then ruff, then the whole pytest suite (it lists its slowest tests last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev

@@ -20,7 +20,7 @@ from kitchenware.cli import main
         (["predict", "--input", "photos", "--engine", "ray"], "pass --output DIR (a new folder)"),
         (["predict", "--input", "photos", "--engine", "ray", "--output", "out", "--kaggle"], "drop --runtime"),
         (["train", "--data", "photos", "--engine", "ray", "--arch", "scratch"], "it needs --arch xception"),
-        (["train", "--data", "photos", "--engine", "ray", "--augment"], "without --augment"),
+        (["train", "--data", "photos", "--engine", "ray", "--head", "dense", "--augment"], "without --augment"),
     ],
 )
 def test_options_that_mean_nothing_on_the_engine_are_refused(arguments: list[str], message: str, capsys):

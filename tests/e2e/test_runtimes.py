@@ -1,4 +1,5 @@
-"""ONNX Runtime and TensorFlow run the same network: same label on every shared photo, probabilities within 1e-4."""
+"""ONNX Runtime and TensorFlow run the same network: same label on shared photos of every class, probabilities
+within 1e-4."""
 
 from pathlib import Path
 
@@ -13,14 +14,15 @@ from kitchenware.core.runtimes import open_runtime
 
 
 @needs_real_data()
-def test_onnx_and_tensorflow_agree_on_every_shared_photo(real_xception_in_store: str):
+def test_onnx_and_tensorflow_agree_on_shared_photos_of_every_class(real_xception_in_store: str):
     stored = bentoml.models.get(real_xception_in_store)
     assert stored.info.metadata["onnx"]["max_abs_difference"] <= 1e-4  # the check made when it was saved
     size = int(stored.info.metadata["input_size"])
     onnx = open_runtime(stored.path, "onnx", threads=2, input_size=size)
     tensorflow = open_runtime(stored.path, "tensorflow", threads=2, input_size=size)
-    samples = find_photos(REAL_PHOTOS).samples
-    assert len(samples) == 824
+    photos = find_photos(REAL_PHOTOS)
+    samples = photos.samples[::4]  # 206 of the 824: every class, a quarter of the time (both runtimes on a CPU)
+    assert {sample.label for sample in samples} == set(photos.class_names)
     differences, feature_differences, disagreements = [], [], []
     for start in range(0, len(samples), 32):
         chunk = samples[start : start + 32]
