@@ -28,7 +28,7 @@ def test_the_shipped_card_loads_into_typed_sections_and_writes_back_the_same_jso
     assert (
         isinstance(card.validation, ValidationSection) and card.validation.accuracy == stored["validation"]["accuracy"]
     )
-    assert isinstance(card.ood, OodSection) and card.ood.threshold == stored["ood"]["threshold"] and card.ood.k == 1
+    assert isinstance(card.ood, OodSection) and card.ood.threshold == stored["ood"]["threshold"] and card.ood.k == 10
     assert isinstance(card.calibration, CalibrationSection) and card.calibration.photos == 205
     assert isinstance(card.int8, Int8Section) and card.int8.band == Band.from_dict(stored["int8"]["band"])
     assert all(isinstance(figures, CascadeFigures) for figures in card.int8.figures.values())
