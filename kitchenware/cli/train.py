@@ -174,17 +174,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    try:
+        configuration(args)  # TrainConfig refuses the settings that do not go together
+    except ValueError as problem:
+        parser.error(str(problem))
     probe = args.head == "probe" and args.arch == "xception"
-    if probe and (args.augment or not args.cache_features):
-        parser.error(
-            "the probe head is fit on cached backbone features: drop --augment and --no-cache-features, or add "
-            "--head dense"
-        )
-    if probe and args.tensorboard and not args.fine_tune_epochs:
-        parser.error(
-            "--tensorboard logs Keras epochs, and the probe head is fit in one go by scikit-learn: add --head dense "
-            "or --fine-tune EPOCHS, or drop --tensorboard"
-        )
     if probe and len(args.lr) * len(args.dropout) > 1:
         parser.error("--lr and --dropout sweeps train the dense head: add --head dense, or sweep --probe-c")
     if not probe and len(args.probe_c) > 1:
@@ -198,10 +192,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         )
 
 
-def run(args: argparse.Namespace) -> None:
-    quiet_tensorflow(args.verbose)
-    from kitchenware.training.pipeline import train
-
+def configuration(args: argparse.Namespace) -> tuple[TrainConfig, list[dict]]:
+    """The training setting the options describe (the first of a sweep) and the sweep's settings."""
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     swept = ("lr", "dropout", "probe_c")
     config = TrainConfig(**{key: value for key, value in vars(args).items() if key in fields and key not in swept})
@@ -209,7 +201,14 @@ def run(args: argparse.Namespace) -> None:
         settings = [{"probe_c": c} for c in args.probe_c]
     else:
         settings = [{"lr": lr, "dropout": dropout} for lr, dropout in itertools.product(args.lr, args.dropout)]
-    config = dataclasses.replace(config, **settings[0])
+    return dataclasses.replace(config, **settings[0]), settings
+
+
+def run(args: argparse.Namespace) -> None:
+    quiet_tensorflow(args.verbose)
+    from kitchenware.training.pipeline import train
+
+    config, settings = configuration(args)
     folds = int(args.cross_validate) if args.cross_validate and args.cross_validate.isdigit() else args.cross_validate
     extract = None
     if args.engine == "ray":

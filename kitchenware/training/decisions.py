@@ -78,13 +78,19 @@ def pick_unsure_threshold(confidences: np.ndarray, correct: np.ndarray, target: 
     return float(ordered[np.flatnonzero(qualifies)[-1]]) if qualifies.any() else float(np.nextafter(1.0, 2.0))
 
 
+def stored_reference(features: np.ndarray) -> np.ndarray:
+    """The "unknown" score's reference as the model stores it (float16, a quarter of the file), in the float64 the
+    rule computes with: thresholds are fit on the values the served rule reads."""
+    return l2_normalise(features).astype(np.float16).astype(np.float64)
+
+
 def held_out_source_thresholds(
-    features: np.ndarray, origins: list[str], parts: dict[str, tuple[list[int], list[int]]], k: int = KNN_K
+    features: np.ndarray, parts: dict[str, tuple[list[int], list[int]]], k: int = KNN_K
 ) -> dict[str, float]:
     """For each origin held out: its photos' scores against the other origins' photos (the training side of the
     part), and the score that accepts HELD_OUT_ACCEPT of them. A seller's photo comes from a source the model never
     saw: each held-out origin is one sample of that."""
-    normalised = l2_normalise(features).astype(np.float16).astype(np.float64)  # as the stored reference is
+    normalised = stored_reference(features)
     thresholds = {}
     for origin, (train_rows, val_rows) in parts.items():
         rule = DecisionRule(1.0, 0.0, None, k, normalised[train_rows])
@@ -121,8 +127,7 @@ def fit_rule(
     temperature = fit_temperature(confidence_probabilities, confidence_labels)
     calibrated = calibrate(confidence_probabilities, temperature)
     min_confidence = pick_unsure_threshold(calibrated.max(axis=1), calibrated.argmax(axis=1) == confidence_labels)
-    # Stored as float16 (a quarter of the file); the rule computes with the same values in float64.
-    reference = None if train_features is None else l2_normalise(train_features).astype(np.float16).astype(np.float64)
+    reference = None if train_features is None else stored_reference(train_features)
     scores = DecisionRule(temperature, min_confidence, None, KNN_K, reference).ood_scores(val_features)
     if scores is None:
         threshold = None

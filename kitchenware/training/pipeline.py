@@ -105,7 +105,7 @@ def train(
         if folds == "sources" and prepared.cache is not None:
             samples = prepared.cross_validated
             parts = held_out_parts(prepared, folds, config.seed)
-            held_out = held_out_source_thresholds(prepared.cache.of(samples), [s.where for s in samples], parts)
+            held_out = held_out_source_thresholds(prepared.cache.of(samples), parts)
             cross_validation["unknown_thresholds"] = {name: round(value, 4) for name, value in held_out.items()}
         (run_dir / "cross_validation.json").write_text(json.dumps(cross_validation, indent=2))
     sweep_table = None
