@@ -24,16 +24,21 @@ from kitchenware.core.card import ModelCard, StoredModel
 from kitchenware.core.preprocessing import ImageError, load_image
 from kitchenware.feedback.repository import Classified, UnknownPhoto
 from kitchenware.serving import PAGE, metrics, schemas
-from kitchenware.serving.feedback import Recorder
+from kitchenware.serving.erasure import ERASURE
+from kitchenware.serving.feedback import Recorder, Unauthorised
+from kitchenware.serving.load_shedding import LoadShedder
 from kitchenware.serving.openapi import ServiceDescription
+from kitchenware.serving.rate_limit import RateLimiter
 from kitchenware.serving.schemas import Classification, FeedbackSaved
 from kitchenware.serving.settings import ServiceSettings
+from kitchenware.serving.tokens import TokenRefused
 from kitchenware.serving.upload import UploadGuard, error
 
 SETTINGS = ServiceSettings.from_environment()
 
 
 @bentoml.asgi_app(StaticFiles(directory=PAGE, html=True), path="/ui", name="page")
+@bentoml.asgi_app(ERASURE, path="/feedback", name="erasure")  # DELETE /feedback/{photo_id}
 @bentoml.service(http=SETTINGS.http(), workers=SETTINGS.workers, traffic={"timeout": 120, "max_concurrency": 128})
 class KitchenwareClassifier:
     """Upload a photo of kitchenware (cup, fork, glass, knife, plate, spoon): get its class, calibrated
@@ -79,6 +84,7 @@ class KitchenwareClassifier:
             for photo, result in zip(photos, results):
                 classified = Classified(result.label, result.confidence, result.decision, self.model.name)
                 result.photo_id = await asyncio.to_thread(self.recorder.record, photo, classified)
+                result.feedback_token = result.photo_id and self.recorder.tokens.issue(result.photo_id)
         return results
 
     @bentoml.api
@@ -131,22 +137,30 @@ class KitchenwareClassifier:
         return Response(png, media_type="image/png")
 
     @bentoml.api
-    async def feedback(self, photo_id: str, label: str, ctx: bentoml.Context) -> FeedbackSaved:
+    async def feedback(self, photo_id: str, label: str, ctx: bentoml.Context, token: str = "") -> FeedbackSaved:
         """The category the seller finally chose for a classified photo: one of the classes, or "other".
-        A repeated call replaces the choice (the history is kept). Needs `Authorization: Bearer <key>` when
-        the service has KITCHENWARE_API_KEY."""
+        A repeated call replaces the choice (the history is kept). Send the photo's `feedback_token` from its
+        /classify answer as `token` (a page does), or, for bulk use, `Authorization: Bearer <key>` when the service
+        has KITCHENWARE_API_KEY."""
         if not self.recorder.enabled:
             return refuse(ctx, "feedback storage is off: start the service with KITCHENWARE_FEEDBACK_DB set", 503)
-        if not self.recorder.authorised(ctx.request.headers.get("authorization")):
-            return refuse(ctx, "missing or wrong API key: send the header 'Authorization: Bearer <key>'", 401)
+        try:
+            self.recorder.may_choose(photo_id, token, ctx.request.headers.get("authorization"))
+        except Unauthorised as problem:
+            return refuse(ctx, str(problem), 401)
+        except TokenRefused as problem:
+            return refuse(ctx, str(problem), 403)
         try:
             said = await asyncio.to_thread(self.recorder.choose, photo_id, label, self.model.class_names)
-        except UnknownPhoto as problem:
-            return refuse(ctx, str(problem), 404)
+        except UnknownPhoto:
+            message = "no classified photo has this id (or it was erased): send the photo_id of a /classify answer"
+            return refuse(ctx, message, 404)
         except ValueError as problem:
             return refuse(ctx, f"{problem}: send one of them as label", 400)
         except Exception as problem:  # noqa: BLE001 - the database is down or the disk full: say so, keep serving
-            return refuse(ctx, f"the choice could not be saved ({problem}): try again later", 503)
+            reason = str(problem).partition("\n")[0]  # the driver's words, without the SQL and its parameters
+            reason = reason.replace(photo_id, "<photo_id>") if photo_id else reason  # nor the id
+            return refuse(ctx, f"the choice could not be saved ({reason}): try again later", 503)
         return FeedbackSaved(photo_id=photo_id, label=label, predicted=said)
 
     @bentoml.api
@@ -155,6 +169,10 @@ class KitchenwareClassifier:
         the decision thresholds in force with the validation figures behind them."""
         return schemas.model_info(self.model.card, self.model.name, self.model.runtime, self.model.rule)
 
+    def __is_ready__(self) -> bool:
+        """/readyz: 503 while feedback storage is configured but unusable (BentoML runs this on a thread)."""
+        return self.recorder.ready()
+
 
 def refuse(ctx: bentoml.Context, message: str, status: int):
     """The error answer of an endpoint that takes bentoml.Context: BentoML answers with ctx.response's status."""
@@ -162,5 +180,8 @@ def refuse(ctx: bentoml.Context, message: str, status: int):
     return error(message, status)
 
 
+# Outermost first: a client past its rate, then a request past the bound, is refused before its body is read.
+KitchenwareClassifier.add_asgi_middleware(RateLimiter, limit=SETTINGS.rate_limit, api_key=SETTINGS.api_key)
+KitchenwareClassifier.add_asgi_middleware(LoadShedder, max_queued=SETTINGS.max_queued)
 KitchenwareClassifier.add_asgi_middleware(UploadGuard, max_upload_bytes=SETTINGS.max_upload_bytes)
 KitchenwareClassifier.add_asgi_middleware(ServiceDescription)

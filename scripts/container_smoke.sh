@@ -89,8 +89,10 @@ echo "$answer"
 "$PYTHON" -c '
 import json, sys
 answer = json.loads(sys.argv[1])
-assert set(answer) == {"label", "confidence", "decision", "ood_score", "probabilities", "model", "photo_id"}, answer
-assert answer["photo_id"] is None, answer  # feedback storage is off unless KITCHENWARE_FEEDBACK_DB is set
+fields = {"label", "confidence", "decision", "ood_score", "probabilities", "model", "photo_id", "feedback_token"}
+assert set(answer) == fields, answer
+# feedback storage is off unless KITCHENWARE_FEEDBACK_DB is set: no photo kept, no token to label it
+assert answer["photo_id"] is None and answer["feedback_token"] is None, answer
 assert answer["decision"] == "confident", answer
 assert answer["label"] == "cup", answer
 assert list(answer["probabilities"])[0] == "cup" and len(answer["probabilities"]) == 6, answer
@@ -121,6 +123,12 @@ step "GET /metrics"
 metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
 grep -m 3 'endpoint="/classify"' <<<"$metrics"
 grep -E '^kitchenware_(answers|float_fallbacks)_total' <<<"$metrics" || true  # the cascade's counters, once counted
+
+step "the purge CronJob's command, in the image (deploy/kubernetes.yaml)"
+purged=$("$ENGINE" run --rm --workdir /home/bentoml/bento/src -e KITCHENWARE_FEEDBACK_DB=sqlite:////tmp/feedback.db \
+  "$IMAGE" python -m kitchenware.feedback purge)
+echo "$purged"
+grep -q '^deleted 0 photos' <<<"$purged" || { echo "error: the image cannot run the purge CronJob's command" >&2; exit 1; }
 
 step "the container's answer for a real cup photo ($cup_id.jpg) and its memory"
 echo "$answer"

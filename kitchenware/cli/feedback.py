@@ -1,49 +1,52 @@
-"""`kitchenware feedback report|export|purge`: what sellers chose for the photos the service classified."""
+"""`kitchenware feedback report|export|purge|erase`: what sellers chose for the photos the service classified, and
+the store's upkeep (purge, erase: defined in kitchenware/feedback/commands.py, which the service image has too)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from kitchenware.cli.options import HelpFormatter, add_verbose, timestamped
+from kitchenware.feedback import commands as upkeep
 
 COMMANDS = {
     "report": "live accuracy overall, per class, week and model; the confusion matrix; decisions labelled",
     "export": "copy the photos sellers labelled into DIR/<class>/ (the class-folder layout)",
-    "purge": "delete the photos that never got a seller's choice after --keep-days days",
+    "upgrade": "bring the database's schema to this version's newest revision (the service does it at start)",
 }
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    feedback = commands.add_parser("feedback", help="what sellers chose for classified photos: report, export")
+    feedback = commands.add_parser(
+        "feedback", help="what sellers chose for classified photos: report, export; the store's upkeep: purge, erase"
+    )
     feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
     for name, text in COMMANDS.items():
         command = feedback_commands.add_parser(name, help=text, formatter_class=HelpFormatter)
-        command.add_argument(
-            "--db", required=True, help="the feedback store's SQLAlchemy URL (KITCHENWARE_FEEDBACK_DB)"
-        )
-        command.add_argument("--photos", type=Path, help="its photo folder (default: photos/ beside a SQLite file)")
+        upkeep.add_store_options(command)
         if name == "report":
             command.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-feedback)")
-        elif name == "purge":
-            command.add_argument(
-                "--keep-days",
-                type=float,
-                default=float(os.environ.get("KITCHENWARE_FEEDBACK_KEEP_DAYS") or 30),
-                help="days a photo without a choice is kept (default: KITCHENWARE_FEEDBACK_KEEP_DAYS, else 30)",
-            )
-        else:
+        elif name == "export":
             command.add_argument("folder", type=Path, help="where to write <class>/<photo id>.<format>")
         add_verbose(command)
+    for command in upkeep.add_parsers(feedback_commands, formatter_class=HelpFormatter):
+        add_verbose(command)
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    upkeep.check(parser, args)
 
 
 def run(args: argparse.Namespace) -> None:
     from kitchenware.feedback.source import export, open_store
 
-    if args.feedback_command == "purge":
-        deleted = open_store(args.db, args.photos).purge(args.keep_days)
-        print(f"deleted {deleted} photos without a seller's choice, older than {args.keep_days:g} days")
+    if args.feedback_command in upkeep.COMMANDS:
+        upkeep.run(args)
+        return
+    if args.feedback_command == "upgrade":
+        from kitchenware.feedback.schema import migrate, open_engine
+
+        print(f"the feedback database is at revision {migrate(open_engine(args.db))}, this version's newest")
         return
     if args.feedback_command == "export":
         counts = export(args.db, args.folder, args.photos)
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> None:
         return
     from kitchenware.training.feedback_report import write
 
-    store = open_store(args.db, args.photos)
+    store = open_store(args.db, args.photos, read_only=True)
     answered = store.answered()
     class_names = sorted({row.predicted for row in answered} | {row.chosen for row in answered} - {"other"})
     out = args.out or timestamped("-feedback")

@@ -13,15 +13,16 @@ from kitchenware.core.photos import DataError, Sample
 from kitchenware.feedback.repository import OTHER, FeedbackStore, photos_beside
 
 
-def open_store(url: str, photos: Path | None = None) -> FeedbackStore:
+def open_store(url: str, photos: Path | None = None, read_only: bool = False) -> FeedbackStore:
     """The store at a URL, its photos where the service keeps them: KITCHENWARE_FEEDBACK_PHOTOS, or beside a
-    SQLite file."""
-    return FeedbackStore(url, photos or Path(os.environ.get("KITCHENWARE_FEEDBACK_PHOTOS") or photos_beside(url)))
+    SQLite file. read_only: for reading, never creating or migrating (FeedbackStore)."""
+    folder = photos or Path(os.environ.get("KITCHENWARE_FEEDBACK_PHOTOS") or photos_beside(url))
+    return FeedbackStore(url, folder, read_only=read_only)
 
 
 def read(url: str, photos: Path | None = None) -> tuple[str, list[Sample]]:
     """A `find_photos` reader: ("feedback", one sample per photo a seller labelled with one of the classes)."""
-    answered = [row for row in open_store(url, photos).answered() if row.chosen != OTHER]
+    answered = [row for row in open_store(url, photos, read_only=True).answered() if row.chosen != OTHER]
     if not answered:
         raise DataError(f"the feedback store {url} holds no photo with a seller's category yet: collect some first")
     return "feedback", [Sample(row.photo_id, row.path, row.chosen) for row in answered]

@@ -1,8 +1,10 @@
-"""The feedback database's tables, and the version of their schema.
+"""The feedback database's tables: what the code reads and writes, at the newest revision of migrations/.
 
-The schema is created and upgraded by `schema.migrate`: SQLAlchemy's own DDL behind a one-row version table,
-one code path for SQLite and PostgreSQL, nothing to ship beside the package (Alembic's environment and
-scripts would be; it is the tool for a larger schema with many hands on it).
+Alembic, the tool SQLAlchemy users know, creates and upgrades them (`schema.migrate`): each change to these
+tables is a new revision in migrations/versions/, written by hand or drafted with
+`alembic.command.revision(schema.alembic_config(connection), "what changes", autogenerate=True)` against a
+database at the newest revision; tests/feedback/test_migrations.py checks that these tables and the revisions
+agree, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from sqlalchemy import Column, DateTime, Float, ForeignKey, Integer, MetaData, S
 
 metadata = MetaData()
 
+# The version row of the code before Alembic, kept as a guard: that code refuses a version above its own 1, so an
+# older service pointed at a database Alembic manages says "upgrade kitchenware-classifier" instead of writing.
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+PRE_ALEMBIC_GUARD = 2
 
 # One row a photo, by content: the SHA-256 of its bytes names it here and on disk.
 photos = Table(

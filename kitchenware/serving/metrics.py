@@ -31,6 +31,11 @@ STORAGE_FAILURES = bentoml.metrics.Counter(
     name="kitchenware_feedback_storage_failures",
     documentation="Classified photos that could not be stored (database or disk trouble); answered anyway",
 )
+STORE_FULL = bentoml.metrics.Counter(
+    name="kitchenware_feedback_store_full",
+    documentation="Classified photos not stored: the quota (KITCHENWARE_FEEDBACK_MAX_PHOTOS, _MAX_MB) was reached "
+    "and every stored photo had a seller's choice; answered anyway",
+)
 
 
 def count(answers: Answers, class_names: list[str]) -> None:

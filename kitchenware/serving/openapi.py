@@ -2,7 +2,8 @@
 way to the page for people (/ui), instead of BentoML's boilerplate (whose badge images need the internet).
 
 BentoML builds the OpenAPI document's `info` from the bento's description, or its own README text when served
-from source; this ASGI middleware replaces that `info` in /docs.json, the document Swagger UI reads.
+from source; this ASGI middleware replaces that `info` in /docs.json, the document Swagger UI reads, and adds the
+route BentoML does not describe (DELETE /feedback/{photo_id}, mounted from erasure.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 
 from kitchenware import __version__
+from kitchenware.serving.erasure import OPENAPI_PATHS, OPENAPI_SECURITY_SCHEMES
 
 TITLE = "Kitchenware classifier"
 # BentoML's Swagger UI shows only the version badges of `info.title`: the description repeats the title.
@@ -28,7 +30,9 @@ Endpoints:
 - `POST /explain`: the photo with a heat map of where the model looked for the top class (or `label`), as
   a PNG; with `grid=true`, the class activation map itself as JSON.
 - `POST /feedback`: the category the seller finally chose for a classified photo (`photo_id`, `label`), when
-  feedback storage is on; `Authorization: Bearer <key>` when the service has an API key.
+  feedback storage is on, with `token`: the `feedback_token` of the photo's answer (or, for bulk use,
+  `Authorization: Bearer <key>` when the service has an API key).
+- `DELETE /feedback/{{photo_id}}`: erase a stored photo, its file and every row about it (API key required).
 - `POST /model_info`: the model card: classes, training data, validation figures, decision thresholds.
 - `GET /metrics`: Prometheus metrics, answers by decision and label, live agreement with sellers' choices.
 
@@ -64,6 +68,8 @@ class ServiceDescription:
         if start.get("status") == 200:
             document = json.loads(content)
             document["info"] = self.info
+            document.setdefault("paths", {}).update(OPENAPI_PATHS)
+            document.setdefault("components", {}).setdefault("securitySchemes", {}).update(OPENAPI_SECURITY_SCHEMES)
             content = json.dumps(document).encode()
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(content)).encode()))

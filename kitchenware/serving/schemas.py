@@ -37,6 +37,14 @@ class Classification(BaseModel):
         description="with feedback storage on: the stored photo's id, for POST /feedback; null otherwise",
         examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
     )
+    feedback_token: str | None = Field(
+        default=None,
+        description=(
+            "with photo_id: send it as `token` with POST /feedback to record the seller's choice for this photo "
+            "(short-lived: KITCHENWARE_FEEDBACK_TOKEN_MINUTES, 60 by default); null otherwise"
+        ),
+        examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.1796650000.kXq3Yx..."],
+    )
 
 
 class FeedbackSaved(BaseModel):

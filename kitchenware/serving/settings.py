@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.core.preprocessing import DEFAULT_MAX_PIXELS
+from kitchenware.feedback.quota import Quota
 from kitchenware.feedback.repository import photos_beside
+from kitchenware.serving.load_shedding import DEFAULT_MAX_QUEUED
+from kitchenware.serving.rate_limit import RateLimit
+from kitchenware.serving.tokens import secret_from_environment
 
 
 def _environment_int(name: str, default: int) -> int:
@@ -50,8 +54,15 @@ class ServiceSettings:
     ood_threshold: float | None  # KITCHENWARE_OOD_THRESHOLD: "unknown" above it (default: the model's own)
     feedback_db: str  # KITCHENWARE_FEEDBACK_DB: a SQLAlchemy URL; empty: nothing is stored
     feedback_photos: Path  # KITCHENWARE_FEEDBACK_PHOTOS: default, a photos/ folder beside a SQLite file
-    api_key: str  # KITCHENWARE_API_KEY: when set, POST /feedback needs `Authorization: Bearer <key>`
+    # KITCHENWARE_FEEDBACK_MAX_PHOTOS, KITCHENWARE_FEEDBACK_MAX_MB (MB like KITCHENWARE_MAX_UPLOAD_MB; volumes are
+    # sized in them, not in bytes): the oldest photos without a seller's choice make room; 0 or unset, no limit
+    feedback_quota: Quota
+    api_key: str  # KITCHENWARE_API_KEY: when set, POST /feedback takes `Authorization: Bearer <key>` (bulk, admin)
+    feedback_secret: bytes = field(repr=False)  # KITCHENWARE_FEEDBACK_SECRET: signs feedback tokens (see tokens.py)
+    feedback_token_minutes: int  # KITCHENWARE_FEEDBACK_TOKEN_MINUTES: how long a /classify answer's token lasts
     cors_origins: tuple[str, ...]  # KITCHENWARE_CORS_ORIGINS: comma-separated origins whose pages may call the API
+    max_queued: int  # KITCHENWARE_MAX_QUEUED: classify requests inside a worker at once, 503 beyond (load_shedding.py)
+    rate_limit: RateLimit | None  # KITCHENWARE_RATE_LIMIT: e.g. "10/s,burst=20" per client; unset: off (rate_limit.py)
 
     def http(self) -> dict:
         """BentoML's http settings: the port, and CORS for the configured origins (off when there are none)."""
@@ -83,8 +94,16 @@ class ServiceSettings:
             ood_threshold=_environment_float("KITCHENWARE_OOD_THRESHOLD"),
             feedback_db=feedback_db,
             feedback_photos=Path(os.environ.get("KITCHENWARE_FEEDBACK_PHOTOS", "") or photos_beside(feedback_db)),
+            feedback_quota=Quota(
+                _environment_int("KITCHENWARE_FEEDBACK_MAX_PHOTOS", 0),
+                _environment_int("KITCHENWARE_FEEDBACK_MAX_MB", 0) * 1024 * 1024,
+            ),
             api_key=os.environ.get("KITCHENWARE_API_KEY", ""),
+            feedback_secret=secret_from_environment() if feedback_db else b"",
+            feedback_token_minutes=_environment_int("KITCHENWARE_FEEDBACK_TOKEN_MINUTES", 60),
             cors_origins=tuple(
                 origin.strip() for origin in os.environ.get("KITCHENWARE_CORS_ORIGINS", "").split(",") if origin.strip()
             ),
+            max_queued=_environment_int("KITCHENWARE_MAX_QUEUED", DEFAULT_MAX_QUEUED),
+            rate_limit=RateLimit.parse(os.environ.get("KITCHENWARE_RATE_LIMIT", "")),
         )

@@ -1,10 +1,12 @@
-"""Uploads before they reach the service: size and form checks, and the one shape of every error."""
+"""Bodies before they reach the service: size and form checks, and the one shape of every error."""
 
 from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
 CLASSIFY_ROUTES = ("/classify", "/classify_batch", "/explain")
+FEEDBACK_MAX_BYTES = 4096  # a choice is a photo id, a label and a token: about 250 bytes of JSON
+GUARDED_ROUTES = (*CLASSIFY_ROUTES, "/feedback")
 
 
 def error(message: str, status: int = 400) -> JSONResponse:
@@ -12,48 +14,68 @@ def error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+class TooLarge(Exception):
+    """A body past its limit."""
+
+
+async def body_within(receive, limit: int) -> bytes | None:
+    """The whole request body, buffering at most `limit` bytes (TooLarge past it); None when the client left."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
 class UploadGuard:
-    """ASGI middleware in front of the classify routes: 413 for bodies over the limit (before anything is
-    decoded), 400 for bodies that are not a multipart form upload. Buffers at most the limit."""
+    """ASGI middleware in front of the routes that take a body, checked before anything is parsed or decoded:
+    413 for bodies over the limit (the upload limit for the classify routes, FEEDBACK_MAX_BYTES for /feedback),
+    400 for classify bodies that are not a multipart form upload. Buffers at most the limit."""
 
     def __init__(self, app, max_upload_bytes: int):
         self.app = app
         self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in CLASSIFY_ROUTES:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in GUARDED_ROUTES:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        field = "images" if scope["path"] == "/classify_batch" else "image"
-        limit_mb = self.max_upload_bytes / 1024 / 1024
-        too_large = error(f"the upload is larger than the limit of {limit_mb:g} MB: send a smaller photo", 413)
+        upload = scope["path"] in CLASSIFY_ROUTES
+        if upload:
+            limit = self.max_upload_bytes
+            too_large = f"the upload is larger than the limit of {limit / 1024 / 1024:g} MB: send a smaller photo"
+        else:
+            limit = FEEDBACK_MAX_BYTES
+            too_large = f"the feedback is larger than the limit of {limit / 1024:g} KB: send photo_id, label and token"
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_upload_bytes:
-            return await too_large(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            return await error(too_large, 413)(scope, receive, send)
+        field = "images" if scope["path"] == "/classify_batch" else "image"
         content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if not content_type.startswith("multipart/form-data"):
+        if upload and not content_type.startswith("multipart/form-data"):
             message = (
                 f"expected a multipart/form-data upload with the photo in the field '{field}', "
                 f"got content type {content_type or 'none'!r}: "
                 f"e.g. curl -F '{field}=@photo.jpg' http://localhost:3000{scope['path']}"
             )
             return await error(message)(scope, receive, send)
-        body, more = [], True
-        size = 0
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_upload_bytes:
-                return await too_large(scope, receive, send)
-            body.append(chunk)
-            more = message.get("more_body", False)
-        buffered = {"type": "http.request", "body": b"".join(body), "more_body": False}
-        if f'name="{field}"'.encode() not in buffered["body"]:
+        try:
+            body = await body_within(receive, limit)
+        except TooLarge:
+            return await error(too_large, 413)(scope, receive, send)
+        if body is None:
+            return None
+        if upload and f'name="{field}"'.encode() not in body:
             message = f"no photo in the form field '{field}': upload it as {field}=@photo.jpg (multipart/form-data)"
             return await error(message)(scope, receive, send)
+        buffered = {"type": "http.request", "body": body, "more_body": False}
 
         async def replay():
             nonlocal buffered

@@ -18,7 +18,14 @@ def objects() -> dict[str, dict]:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_object_is_valid_kubernetes(version: str):
     found = objects()
-    kinds = {"Deployment", "PersistentVolumeClaim", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    kinds = {
+        "Deployment",
+        "PersistentVolumeClaim",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "CronJob",
+    }
     assert set(found) == kinds
     for document in found.values():
         kubernetes_validate.validate(document, version, strict=True)
@@ -65,3 +72,30 @@ def test_feedback_is_stored_in_postgresql_by_a_url_from_a_secret_with_photos_on_
     claim = next(volume for volume in pods["volumes"] if volume["name"] == mount["name"])["persistentVolumeClaim"]
     assert claim["claimName"] == found["PersistentVolumeClaim"]["metadata"]["name"]
     assert found["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]  # every replica writes
+
+
+def test_the_purge_cronjob_runs_the_image_s_command_daily_on_the_service_s_database_and_photos():
+    """The CronJob runs `python -m kitchenware.feedback purge` (in the bento: tests/core/test_rooms.py) in the
+    Deployment's image, with the same Secret and volume; the quota fits the volume."""
+    found = objects()
+    service = found["Deployment"]["spec"]["template"]["spec"]
+    job = found["CronJob"]["spec"]
+    pods = job["jobTemplate"]["spec"]["template"]["spec"]
+    container = pods["containers"][0]
+    assert job["schedule"].split()[2:] == ["*", "*", "*"] and len(job["schedule"].split()) == 5  # once a day
+    assert job["concurrencyPolicy"] == "Forbid" and pods["restartPolicy"] in ("Never", "OnFailure")
+    assert container["image"] == service["containers"][0]["image"]
+    assert container["args"] == ["python", "-m", "kitchenware.feedback", "purge"] and "command" not in container
+    assert container["workingDir"] == "/home/bentoml/bento/src"  # BentoML's $BENTO_PATH/src, where the bento's code is
+    environment = {variable["name"]: variable for variable in container["env"]}
+    served = {variable["name"]: variable for variable in service["containers"][0]["env"]}
+    assert environment["KITCHENWARE_FEEDBACK_DB"] == served["KITCHENWARE_FEEDBACK_DB"]  # the same secretKeyRef
+    assert float(environment["KITCHENWARE_FEEDBACK_KEEP_DAYS"]["value"]) > 0
+    assert environment["KITCHENWARE_FEEDBACK_PHOTOS"] == served["KITCHENWARE_FEEDBACK_PHOTOS"]
+    mount = container["volumeMounts"][0]
+    assert mount["mountPath"] == environment["KITCHENWARE_FEEDBACK_PHOTOS"]["value"]
+    claim = next(volume for volume in pods["volumes"] if volume["name"] == mount["name"])["persistentVolumeClaim"]
+    assert claim["claimName"] == found["PersistentVolumeClaim"]["metadata"]["name"]
+    assert pods["securityContext"]["fsGroup"] == service["securityContext"]["fsGroup"]  # may delete the files
+    volume_gib = int(found["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"].removesuffix("Gi"))
+    assert int(served["KITCHENWARE_FEEDBACK_MAX_MB"]["value"]) < volume_gib * 1024  # the quota fits the volume

@@ -1,20 +1,26 @@
 """The page for people (/ui) in a real browser (headless Chromium through Selenium) against a real `bentoml serve`:
-a real cup photo, a photo of something else, a text file, a correction that lands in the database, keyboard
-access and an automated accessibility check (axe-core, vendored). Screenshots go to test-artifacts/page/."""
+a real cup photo, a photo of something else, a text file, a correction that lands in the database under an API key
+(with the answer's feedback token; another photo's or an expired token is refused), keyboard access and an
+automated accessibility check (axe-core, vendored). Screenshots go to test-artifacts/page/."""
 
+import hashlib
 import shutil
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sample_data import NOT_KITCHENWARE, REAL_PHOTOS, needs_shipped_model_and_photos
 from server import serving
 
 from kitchenware.feedback.repository import FeedbackStore
+from kitchenware.serving.tokens import FeedbackTokens
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "page"
 AXE = Path(__file__).resolve().parents[1] / "helpers" / "vendor" / "axe.min.js"
 CUP = REAL_PHOTOS / "images" / "0009.jpg"
+API_KEY, SECRET = "a-key-the-page-never-sees", "the-feedback-token-secret"
 
 pytestmark = [
     needs_shipped_model_and_photos,
@@ -27,13 +33,16 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def page_server(shipped_model_in_store: str, tmp_path_factory):
-    """The shipped model served with feedback storage on (SQLite); yields (base URL, database URL)."""
+    """The shipped model served with feedback storage on (SQLite) under an API key, as deploy/kubernetes.yaml runs
+    it; yields (base URL, database URL)."""
     folder = tmp_path_factory.mktemp("page")
     database = f"sqlite:///{folder / 'feedback.db'}"
     environment = {
         "KITCHENWARE_MODEL": shipped_model_in_store,
         "KITCHENWARE_FEEDBACK_DB": database,
         "KITCHENWARE_MAX_UPLOAD_MB": "1",
+        "KITCHENWARE_API_KEY": API_KEY,
+        "KITCHENWARE_FEEDBACK_SECRET": SECRET,
     }
     with serving("service:KitchenwareClassifier", folder / "serve.log", **environment) as (url, _):
         yield url, database
@@ -74,7 +83,7 @@ def text(browser, element_id: str) -> str:
     return browser.find_element(By.ID, element_id).text
 
 
-def test_a_cup_photo_shows_cup_three_bars_and_the_heat_map_and_a_correction_is_saved(page_server, browser):
+def test_a_cup_photo_shows_cup_three_bars_and_the_heat_map_and_a_correction_is_saved(page_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     url, database = page_server
@@ -94,8 +103,55 @@ def test_a_cup_photo_shows_cup_three_bars_and_the_heat_map_and_a_correction_is_s
     buttons["It's a glass"].click()
     wait_for(browser, lambda: text(browser, "feedback-status").startswith("Thanks, saved"))
     browser.save_screenshot(str(ARTIFACTS / "cup-corrected.png"))
-    answered = FeedbackStore(database, Path("unused-photo-folder")).answered()
+    answered = FeedbackStore(database, tmp_path).answered()  # under the API key, with the answer's token
     assert [(row.predicted, row.chosen) for row in answered] == [("cup", "glass")]
+
+
+def test_a_token_for_another_photo_or_an_expired_one_is_refused_and_the_page_says_so(page_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, database = page_server
+    cup = httpx.post(f"{url}/classify", files={"image": CUP.read_bytes()}, timeout=60).json()
+    car = httpx.post(f"{url}/classify", files={"image": (NOT_KITCHENWARE / "far-car-006.jpg").read_bytes()}, timeout=60)
+    assert cup["photo_id"] == hashlib.sha256(CUP.read_bytes()).hexdigest()
+    expired = FeedbackTokens(SECRET.encode(), 3600, clock=lambda: time.time() - 3601).issue(cup["photo_id"])
+    store = FeedbackStore(database, tmp_path)
+    before = store.counts()["choices"]
+    for token, message in ((car.json()["feedback_token"], "for another photo"), (expired, "has expired")):
+        refused = httpx.post(f"{url}/feedback", json={**choice(cup, "plate"), "token": token}, timeout=60)
+        assert refused.status_code == 403 and message in refused.json()["error"], refused.text
+        assert "classify the photo again" in refused.json()["error"]
+    assert httpx.post(f"{url}/feedback", json=choice(cup, "plate"), timeout=60).status_code == 401  # neither
+    assert store.counts()["choices"] == before
+
+    # The page holding an expired token (its /classify answer's token swapped in the browser) says so in words.
+    browser.get(f"{url}/ui/")
+    browser.execute_script(
+        """const [stale] = arguments, original = window.fetch;
+        window.fetch = async (...request) => {
+          const response = await original(...request);
+          if (!String(request[0]).endsWith("/classify")) return response;
+          const answer = {...await response.json(), feedback_token: stale};
+          return new Response(JSON.stringify(answer), {status: response.status, headers: response.headers});
+        };""",
+        expired,
+    )
+    browser.find_element(By.ID, "photo").send_keys(str(CUP))
+    wait_for(browser, lambda: text(browser, "verdict") == "Looks like a cup")
+    buttons = {button.text: button for button in browser.find_elements(By.CSS_SELECTOR, "#choices button")}
+    buttons["It's a glass"].click()
+    wait_for(browser, lambda: text(browser, "feedback-status").startswith("Not saved"))
+    assert text(browser, "feedback-status") == "Not saved: this answer is too old. Choose the photo again."
+    assert store.counts()["choices"] == before
+
+    bulk = {"Authorization": f"Bearer {API_KEY}"}  # the API key, for bulk and admin use, needs no token
+    assert httpx.post(f"{url}/feedback", json=choice(cup, "plate"), headers=bulk, timeout=60).status_code == 200
+    assert store.counts()["choices"] == before + 1
+    assert {row.photo_id: row.chosen for row in store.answered()}[cup["photo_id"]] == "plate"
+
+
+def choice(answer: dict, label: str) -> dict:
+    return {"photo_id": answer["photo_id"], "label": label}
 
 
 def test_a_photo_of_something_else_is_not_kitchenware(page_server, browser):

@@ -18,13 +18,18 @@ def postgres_url(tmp_path_factory):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path: Path) -> FeedbackStore:
-    """An empty store with its photo folder, on each database."""
+def database(request, tmp_path: Path) -> str:
+    """The URL of an empty database, on each: a SQLite file not yet created, or the PostgreSQL one emptied."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'feedback.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        with open_engine(url).begin() as connection:  # a clean database for every test
-            for table in ("choices", "classifications", "photos", "schema_version"):
-                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    return FeedbackStore(url, tmp_path / "photos")
+        return f"sqlite:///{tmp_path / 'feedback.db'}"
+    url = request.getfixturevalue("postgres_url")
+    with open_engine(url).begin() as connection:  # a clean database for every test
+        for table in ("choices", "classifications", "photos", "schema_version", "alembic_version"):
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    return url
+
+
+@pytest.fixture
+def store(database: str, tmp_path: Path) -> FeedbackStore:
+    """An empty store with its photo folder, on each database."""
+    return FeedbackStore(database, tmp_path / "photos")

@@ -35,6 +35,22 @@ def postgres_binaries() -> Path | None:
     return max(numeric, key=lambda path: [int(part) for part in path.parent.name.split(".")], default=None)
 
 
+# How each server started here was started: stop() and start() take it down and bring it back on the same port.
+_STARTED: dict[str, tuple[list[str], str, Path, Path]] = {}
+
+
+def stop(url: str) -> None:
+    """Stop the throwaway server at `url` (fast: its connections are closed), as a database outage would."""
+    pg_ctl, _, log, directory = _STARTED[url]
+    _run([*pg_ctl, "-m", "fast", "-w", "stop"], "pg_ctl stop", directory, log)
+
+
+def start(url: str) -> None:
+    """Start again a server stop() stopped, on the same port with the same data."""
+    pg_ctl, options, log, directory = _STARTED[url]
+    _run([*pg_ctl, "-l", str(log), "-o", options, "-w", "start"], "pg_ctl start", directory, log)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -78,6 +94,7 @@ def throwaway_postgres(base: Path) -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="pg-", dir=base if usable else "/tmp"))
     log = directory / "server.log"
     pg_ctl = [str(binaries / "pg_ctl"), "-D", str(directory)]
+    url = ""
     try:
         if as_root:
             account = pwd.getpwnam(USER)
@@ -90,8 +107,11 @@ def throwaway_postgres(base: Path) -> Iterator[str]:
         _run([*pg_ctl, "-l", str(log), "-o", options, "-w", "start"], "pg_ctl start", directory, log)
         createdb = [str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE]
         _run(createdb, "createdb", directory, log)
-        yield f"postgresql+psycopg://{USER}@127.0.0.1:{port}/{DATABASE}"
+        url = f"postgresql+psycopg://{USER}@127.0.0.1:{port}/{DATABASE}"
+        _STARTED[url] = (pg_ctl, options, log, directory)
+        yield url
     finally:
+        _STARTED.pop(url, None)
         try:
             if (directory / "postmaster.pid").exists():  # running, or a start that timed out may still come up
                 _run([*pg_ctl, "-m", "immediate", "-w", "stop"], "pg_ctl stop", directory, log)

@@ -71,8 +71,9 @@ def kill_hard(url: str) -> None:
 
 
 @contextmanager
-def serving(target: str, log: Path, timeout: float = 300, **environment: str):
-    """`bentoml serve TARGET` until the block ends; yields (base URL, seconds from start to /readyz 200)."""
+def serving(target: str, log: Path, timeout: float = 300, wait_for: str = "/readyz", **environment: str):
+    """`bentoml serve TARGET` until the block ends; yields (base URL, seconds from start to /readyz 200). wait_for
+    "/livez": for a service that is up but not ready (its feedback database down)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [BENTOML, "serve", target, "--port", str(port), "--host", "127.0.0.1"]
@@ -83,7 +84,7 @@ def serving(target: str, log: Path, timeout: float = 300, **environment: str):
             log,
             timeout,
             "bentoml serve",
-            lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200 or None,
+            lambda: httpx.get(f"{url}{wait_for}", timeout=2).status_code == 200 or None,
         )
         yield url, time.monotonic() - started
 

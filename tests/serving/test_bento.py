@@ -22,6 +22,7 @@ def test_onnx_bento_installs_onnxruntime_and_no_tensorflow():
         "numpy",
         "threadpoolctl",
         "sqlalchemy",
+        "alembic",
         "psycopg[binary]",
     }
     assert "envs" not in bento_config(None)  # the service picks the model's preferred runtime
@@ -37,6 +38,7 @@ def test_tensorflow_bento_installs_tensorflow_cpu_and_selects_it():
         "numpy",
         "threadpoolctl",
         "sqlalchemy",
+        "alembic",
         "psycopg[binary]",
     }
     assert {"name": "KITCHENWARE_RUNTIME", "value": "tensorflow"} in config["envs"]

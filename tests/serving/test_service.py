@@ -1,7 +1,10 @@
 """The HTTP service in-process (Starlette TestClient on the service's ASGI app): answers, bad input, batching."""
 
 import csv
+import hashlib
 import importlib
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,7 @@ def trained(tmp_path_factory) -> Path:
 
 
 API_KEY = "a-test-key"
+SECRET = "a-test-secret"  # signs the feedback tokens
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +64,7 @@ def client(trained: Path, feedback_db: Path):
         environment.setenv("KITCHENWARE_MAX_UPLOAD_MB", str(UPLOAD_LIMIT_MB))
         environment.setenv("KITCHENWARE_FEEDBACK_DB", f"sqlite:///{feedback_db}")
         environment.setenv("KITCHENWARE_API_KEY", API_KEY)
+        environment.setenv("KITCHENWARE_FEEDBACK_SECRET", SECRET)
         import service
 
         importlib.reload(service)  # read the settings above
@@ -239,9 +244,10 @@ def test_a_bad_photo_in_a_batch_is_named(client: TestClient):
     assert_serves(client)
 
 
-def give_feedback(client: TestClient, photo_id: str, label: str, key: str | None = API_KEY):
+def give_feedback(client: TestClient, photo_id: str, label: str, key: str | None = API_KEY, token: str | None = None):
     headers = {} if key is None else {"Authorization": f"Bearer {key}"}
-    return client.post("/feedback", json={"photo_id": photo_id, "label": label}, headers=headers)
+    choice = {"photo_id": photo_id, "label": label} | ({} if token is None else {"token": token})
+    return client.post("/feedback", json=choice, headers=headers)
 
 
 def test_classified_photos_are_kept_once_by_content_and_feedback_is_saved(client: TestClient, feedback_db: Path):
@@ -266,10 +272,10 @@ def test_classified_photos_are_kept_once_by_content_and_feedback_is_saved(client
 @pytest.mark.parametrize(
     ("photo_id", "label", "key", "status", "message"),
     [
-        ("0" * 64, "cup", API_KEY, 404, "no classified photo has the id"),
+        ("0" * 64, "cup", API_KEY, 404, "no classified photo has this id"),
         (None, "bowl", API_KEY, 400, "'bowl' is not one of the model's classes"),
-        (None, "cup", None, 401, "Authorization: Bearer"),
-        (None, "cup", "wrong-key", 401, "missing or wrong API key"),
+        (None, "cup", None, 401, "send the feedback_token of the photo's /classify answer as token, or the header"),
+        (None, "cup", "wrong-key", 401, "wrong API key"),
     ],
 )
 def test_bad_feedback_gets_a_json_error_naming_the_problem(client: TestClient, photo_id, label, key, status, message):
@@ -277,4 +283,53 @@ def test_bad_feedback_gets_a_json_error_naming_the_problem(client: TestClient, p
     response = give_feedback(client, photo_id, label, key)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
+    assert photo_id not in response.text  # no error echoes the id
     assert_serves(client)
+
+
+def test_the_answer_s_token_alone_saves_the_choice_for_its_photo_only(client: TestClient, feedback_db: Path):
+    """The page's way: no API key, the token of the photo's answer; another photo's, an expired, an altered or a
+    malformed token gets 403 saying to classify the photo again, and nothing is written."""
+    from kitchenware.feedback.repository import FeedbackStore
+    from kitchenware.serving.tokens import FeedbackTokens
+
+    store = FeedbackStore(f"sqlite:///{feedback_db}", feedback_db.parent / "photos")
+    cup, other = (classify(client, encode(colour_photo(seed=seed), "PNG")).json() for seed in (4001, 4002))
+    an_hour_ago = FeedbackTokens(SECRET.encode(), 60 * 60, clock=lambda: time.time() - 60 * 60 - 1)
+    before = store.counts()["choices"]
+    refused = {
+        "for another photo": other["feedback_token"],
+        "has expired (tokens last 60 minutes)": an_hour_ago.issue(cup["photo_id"]),
+        "not issued by this service": cup["feedback_token"][:-3] + "abc",
+        "malformed": "not-a-token",
+    }
+    for message, token in refused.items():
+        response = give_feedback(client, cup["photo_id"], "fork", key=None, token=token)
+        assert response.status_code == 403 and message in response.json()["error"], response.text
+        assert "classify the photo again" in response.json()["error"]
+    assert store.counts()["choices"] == before
+    saved = give_feedback(client, cup["photo_id"], "fork", key=None, token=cup["feedback_token"])
+    assert saved.status_code == 200 and saved.json()["label"] == "fork"
+    assert store.counts()["choices"] == before + 1
+
+
+def test_batch_answers_carry_a_token_for_each_photo(client: TestClient):
+    photos = [encode(colour_photo(seed=seed), "PNG") for seed in (4101, 4102)]
+    files = [("images", (f"{n}.png", photo, "image/png")) for n, photo in enumerate(photos)]
+    answers = client.post("/classify_batch", files=files).json()
+    assert [answer["photo_id"] for answer in answers] == [hashlib.sha256(photo).hexdigest() for photo in photos]
+    for answer in answers:
+        assert answer["feedback_token"].startswith(answer["photo_id"] + ".")
+        saved = give_feedback(client, answer["photo_id"], "cup", key=None, token=answer["feedback_token"])
+        assert saved.status_code == 200
+
+
+def test_feedback_over_4_kb_is_413_before_it_is_read(client: TestClient):
+    photo_id = classify(client, encode(colour_photo(seed=4201), "PNG")).json()["photo_id"]
+    padded = json.dumps({"photo_id": photo_id, "label": "cup", "token": "x" * 4096}).encode()
+    declared = client.post("/feedback", content=padded, headers={"Content-Type": "application/json"})
+    streamed = client.post("/feedback", content=iter([padded[:2000], padded[2000:]]))  # no Content-Length
+    message = "the feedback is larger than the limit of 4 KB: send photo_id, label and token"
+    for response in (declared, streamed):
+        assert response.status_code == 413 and response.json() == {"error": message}
+    assert give_feedback(client, photo_id, "cup").status_code == 200

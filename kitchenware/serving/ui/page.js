@@ -84,7 +84,7 @@ function showFeedback(answer) {
     button.type = "button";
     button.textContent = text;
     button.className = primary ? "primary" : "";
-    button.addEventListener("click", () => sendChoice(answer.photo_id, label));
+    button.addEventListener("click", () => sendChoice(answer, label));
     choices.append(button);
   };
   // The answer the page gave comes first as the primary button: one click when the model was right.
@@ -96,18 +96,19 @@ function showFeedback(answer) {
   if (answer.decision !== "unknown") offer("None of these", "other");
 }
 
-async function sendChoice(photoId, label) {
+async function sendChoice(answer, label) {
+  // The answer's short-lived feedback token lets this page label this one photo; the page never holds an API key.
   const status = $("feedback-status");
   status.textContent = "Saving\u2026";
   try {
     const response = await fetch(api("feedback"), {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ photo_id: photoId, label }),
+      body: JSON.stringify({ photo_id: answer.photo_id, label, token: answer.feedback_token }),
     });
-    status.textContent = response.ok
-      ? `Thanks, saved: ${label === "other" ? "none of these" : label}.`
-      : `Not saved: ${await problem(response)}`;
+    if (response.ok) status.textContent = `Thanks, saved: ${label === "other" ? "none of these" : label}.`;
+    else if (response.status === 403) status.textContent = "Not saved: this answer is too old. Choose the photo again.";
+    else status.textContent = `Not saved: ${await problem(response)}`;
   } catch (error) {
     status.textContent = `Not saved: the service could not be reached (${error.message}). Try again.`;
   }
