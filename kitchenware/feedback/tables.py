@@ -24,7 +24,7 @@ photos = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("size", Integer, nullable=False),
-    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False, index=True),  # the oldest go first (quota)
 )
 
 # One row each time the service classified a photo.
