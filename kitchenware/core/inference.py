@@ -54,6 +54,10 @@ class OnnxRuntime:
         # Idle threads sleep instead of spinning: in the service they share the cores with photo decoding,
         # and spinning cost 22% more CPU per request at 16 clients (benchmarks/RESULTS.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Memory patterns are planned and kept per input shape: with batches of 1 to 8 photos (and the cascade's
+        # float passes on any subset of them) the process grew by each new shape, +15% over a soak; without them
+        # it stays at its first plateau, at the same speed (benchmarks/memory_patterns.py).
+        options.enable_mem_pattern = False
         self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         outputs = [output.name for output in self._session.get_outputs()]
