@@ -1,5 +1,6 @@
-"""`kitchenware feedback report|export|purge|erase`: what sellers chose for the photos the service classified, and
-the store's upkeep (purge, erase: defined in kitchenware/feedback/commands.py, which the service image has too)."""
+"""`kitchenware feedback report|export|purge|erase|upgrade`: what sellers chose for the photos the service classified,
+and the store's upkeep (purge, erase, upgrade: defined in kitchenware/feedback/commands.py, which the service image
+has too)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from kitchenware.feedback import commands as upkeep
 COMMANDS = {
     "report": "live accuracy overall, per class, week and model; the confusion matrix; decisions labelled",
     "export": "copy the photos sellers labelled into DIR/<class>/ (the class-folder layout)",
-    "upgrade": "bring the database's schema to this version's newest revision (the service does it at start)",
 }
 
 
@@ -42,11 +42,6 @@ def run(args: argparse.Namespace) -> None:
 
     if args.feedback_command in upkeep.COMMANDS:
         upkeep.run(args)
-        return
-    if args.feedback_command == "upgrade":
-        from kitchenware.feedback.schema import migrate, open_engine
-
-        print(f"the feedback database is at revision {migrate(open_engine(args.db))}, this version's newest")
         return
     if args.feedback_command == "export":
         counts = export(args.db, args.folder, args.photos)

@@ -1,5 +1,6 @@
-"""`python -m kitchenware.feedback purge|erase`: the feedback store's upkeep where only the service's modules are,
-in its image (deploy/kubernetes.yaml runs purge from a CronJob). `kitchenware feedback` has the same commands."""
+"""`python -m kitchenware.feedback purge|erase|upgrade`: the feedback store's upkeep where only the service's
+modules are, in its image (deploy/kubernetes.yaml runs purge from a CronJob). `kitchenware feedback` has the same
+commands."""
 
 from __future__ import annotations
 

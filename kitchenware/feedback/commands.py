@@ -1,6 +1,6 @@
-"""The feedback store's upkeep from a command line, `purge` and `erase`: defined here, in the feedback room, so that
-the service image, which holds no cli/ (bentofile.yaml), runs them as `python -m kitchenware.feedback`, and
-`kitchenware feedback` offers the same commands with the same options."""
+"""The feedback store's upkeep from a command line, `purge`, `erase` and `upgrade`: defined here, in the feedback
+room, so that the service image, which holds no cli/ (bentofile.yaml), runs them as `python -m kitchenware.feedback`,
+and `kitchenware feedback` offers the same commands with the same options."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from kitchenware.core.photos import DataError
 COMMANDS = {
     "purge": "delete the photos that never got a seller's choice after --keep-days days",
     "erase": "remove one photo, or every photo first stored before --before DATE: its file and every row about it",
+    "upgrade": "bring the database's schema to this version's newest revision (the service does it at start)",
 }
 
 
-def add_store_options(command: argparse.ArgumentParser) -> None:
+def add_store_options(command: argparse.ArgumentParser, photos: bool = True) -> None:
     """--db (default: KITCHENWARE_FEEDBACK_DB, as the service and a CronJob have it) and --photos."""
     url = os.environ.get("KITCHENWARE_FEEDBACK_DB")
     command.add_argument(
@@ -27,6 +28,8 @@ def add_store_options(command: argparse.ArgumentParser) -> None:
         help="the feedback store's SQLAlchemy URL (default: KITCHENWARE_FEEDBACK_DB, so that no password shows in a "
         "process list)",
     )
+    if not photos:
+        return
     command.add_argument(
         "--photos",
         type=Path,
@@ -39,7 +42,7 @@ def add_parsers(commands: argparse._SubParsersAction, **parser_options) -> list[
     added = []
     for name, text in COMMANDS.items():
         command = commands.add_parser(name, help=text, description=text, **parser_options)
-        add_store_options(command)
+        add_store_options(command, photos=name != "upgrade")
         if name == "purge":
             command.add_argument(
                 "--keep-days",
@@ -47,7 +50,7 @@ def add_parsers(commands: argparse._SubParsersAction, **parser_options) -> list[
                 default=float(os.environ.get("KITCHENWARE_FEEDBACK_KEEP_DAYS") or 30),
                 help="days a photo without a choice is kept (default: KITCHENWARE_FEEDBACK_KEEP_DAYS, else 30)",
             )
-        else:
+        elif name == "erase":
             command.add_argument(
                 "photo_id", nargs="?", metavar="PHOTO_ID", help="the photo_id /classify answered for the photo"
             )
@@ -81,10 +84,22 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Run purge or erase and print what was removed; DataError for a photo id the store does not hold."""
-    from kitchenware.feedback.repository import UnknownPhoto  # SQLAlchemy: loaded by the commands that use it
+    """Run purge, erase or upgrade and print what it did; DataError for a photo id the store does not hold or a
+    database that cannot be reached."""
+    from sqlalchemy.exc import OperationalError  # SQLAlchemy: loaded by the commands that use it
+
+    from kitchenware.feedback.repository import UnknownPhoto
+    from kitchenware.feedback.schema import migrate, open_engine
     from kitchenware.feedback.source import open_store
 
+    if args.feedback_command == "upgrade":
+        try:
+            revision = migrate(open_engine(args.db))
+        except OperationalError as problem:
+            reason = str(problem.orig or problem).partition("\n")[0]
+            raise DataError(f"could not open the feedback database ({reason}): check --db and that it runs") from None
+        print(f"the feedback database is at revision {revision}, this version's newest")
+        return
     store = open_store(args.db, args.photos)
     if args.feedback_command == "purge":
         deleted = store.purge(args.keep_days)

@@ -248,3 +248,16 @@ def test_the_reading_commands_never_migrate_and_say_how_to(database: str, tmp_pa
     assert f"at revision {head()}, this version's newest" in capsys.readouterr().out
     assert main(report) == 0
     assert "2 photos labelled by sellers" in capsys.readouterr().out
+
+
+def test_the_service_image_upgrades_and_says_when_the_database_cannot_be_reached(database: str, capsys):
+    """`python -m kitchenware.feedback upgrade`, what a Kubernetes Job runs from the service image."""
+    from kitchenware.feedback.__main__ import main as image_main
+
+    write_version_1(database)
+    assert image_main(["upgrade", "--db", database]) == 0
+    assert f"at revision {head()}, this version's newest" in capsys.readouterr().out
+    assert alembic_revision(database) == head()
+    nowhere = "postgresql+psycopg://postgres@127.0.0.1:9/kitchenware?connect_timeout=2"  # nothing listens on port 9
+    assert image_main(["upgrade", "--db", nowhere]) == 2
+    assert "could not open the feedback database (" in capsys.readouterr().err
