@@ -24,6 +24,7 @@ from kitchenware.core.card import ModelCard, StoredModel
 from kitchenware.core.preprocessing import ImageError, load_image
 from kitchenware.feedback.repository import Classified, UnknownPhoto
 from kitchenware.serving import PAGE, metrics, schemas
+from kitchenware.serving.cors import RefusalCors
 from kitchenware.serving.erasure import ERASURE
 from kitchenware.serving.feedback import Recorder, Unauthorised
 from kitchenware.serving.load_shedding import LoadShedder
@@ -181,6 +182,7 @@ def refuse(ctx: bentoml.Context, message: str, status: int):
 
 
 # Outermost first: a client past its rate, then a request past the bound, is refused before its body is read.
+KitchenwareClassifier.add_asgi_middleware(RefusalCors, origins=SETTINGS.cors_origins)
 KitchenwareClassifier.add_asgi_middleware(RateLimiter, limit=SETTINGS.rate_limit, api_key=SETTINGS.api_key)
 KitchenwareClassifier.add_asgi_middleware(LoadShedder, max_queued=SETTINGS.max_queued)
 KitchenwareClassifier.add_asgi_middleware(UploadGuard, max_upload_bytes=SETTINGS.max_upload_bytes)

@@ -15,6 +15,7 @@ from server import serving
 PHOTO = REAL_PHOTOS / "images" / "0009.jpg"  # a cup
 API_KEY = "overload-test-key"
 UNKNOWN_PHOTO = {"photo_id": "0" * 64, "label": "cup"}
+PAGE_ORIGIN = "https://shop.example"  # a site whose page calls the service
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,7 @@ def url(shipped_model_in_store: str, tmp_path_factory) -> str:
         "KITCHENWARE_RATE_LIMIT": "20/min,burst=2",  # a token every 3 s
         "KITCHENWARE_API_KEY": API_KEY,
         "KITCHENWARE_FEEDBACK_DB": f"sqlite:///{folder / 'feedback.db'}",
+        "KITCHENWARE_CORS_ORIGINS": PAGE_ORIGIN,
     }
     with serving("service:KitchenwareClassifier", folder / "serve.log", **environment) as (url, _):
         yield url
@@ -32,7 +34,8 @@ def url(shipped_model_in_store: str, tmp_path_factory) -> str:
 
 def classify(url: str, client: str) -> httpx.Response:
     files = {"image": (PHOTO.name, PHOTO.read_bytes(), "image/jpeg")}
-    return httpx.post(f"{url}/classify", files=files, headers={"X-Forwarded-For": client}, timeout=60)
+    headers = {"X-Forwarded-For": client, "Origin": PAGE_ORIGIN}
+    return httpx.post(f"{url}/classify", files=files, headers=headers, timeout=60)
 
 
 @needs_shipped_model_and_photos
@@ -44,6 +47,9 @@ def test_a_burst_past_the_bound_is_shed_with_retry_after_and_the_service_answers
     for refused in (response for response in responses if response.status_code == 503):
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.json()["error"].startswith("the service is busy with all the requests it takes at once: retry")
+        # the page on the allowed origin can read the refusal and its Retry-After
+        assert refused.headers["access-control-allow-origin"] == PAGE_ORIGIN
+        assert refused.headers["access-control-expose-headers"] == "Retry-After"
     for answered in (response for response in responses if response.status_code == 200):
         assert answered.json()["label"] == "cup"
     after = classify(url, "198.51.100.200")
