@@ -33,7 +33,7 @@ from kitchenware.serving.rate_limit import RateLimiter
 from kitchenware.serving.schemas import Classification, FeedbackSaved
 from kitchenware.serving.settings import ServiceSettings
 from kitchenware.serving.tokens import TokenRefused
-from kitchenware.serving.upload import UploadGuard, error
+from kitchenware.serving.upload import UploadGuard, error, storage_reason
 
 SETTINGS = ServiceSettings.from_environment()
 
@@ -159,9 +159,9 @@ class KitchenwareClassifier:
         except ValueError as problem:
             return refuse(ctx, f"{problem}: send one of them as label", 400)
         except Exception as problem:  # noqa: BLE001 - the database is down or the disk full: say so, keep serving
-            reason = str(problem).partition("\n")[0]  # the driver's words, without the SQL and its parameters
-            reason = reason.replace(photo_id, "<photo_id>") if photo_id else reason  # nor the id
-            return refuse(ctx, f"the choice could not be saved ({reason}): try again later", 503)
+            return refuse(
+                ctx, f"the choice could not be saved ({storage_reason(problem, photo_id)}): try again later", 503
+            )
         return FeedbackSaved(photo_id=photo_id, label=label, predicted=said)
 
     @bentoml.api

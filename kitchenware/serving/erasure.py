@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from kitchenware.feedback.repository import PHOTO_ID, UnknownPhoto
 from kitchenware.serving.feedback import Recorder
-from kitchenware.serving.upload import error
+from kitchenware.serving.upload import error, storage_reason
 
 log = logging.getLogger(__name__)
 BEARER = "'Authorization: Bearer <key>'"
@@ -43,8 +43,7 @@ async def erase(request: Request) -> JSONResponse:
     except UnknownPhoto as problem:  # its message does not hold the id
         return error(f"{problem}: send the photo_id /classify answered", 404)
     except Exception as problem:  # noqa: BLE001 - the database is down or the disk failing: say so, keep serving
-        reason = str(problem).partition("\n")[0].replace(photo_id, "<photo_id>")  # no SQL, no echo of the id
-        return error(f"the photo could not be erased ({reason}): try again later", 503)
+        return error(f"the photo could not be erased ({storage_reason(problem, photo_id)}): try again later", 503)
     log.info("a photo was erased on request: %s", erased)
     answer = {"photo_id": photo_id, "classifications": erased.classifications, "choices": erased.choices}
     return JSONResponse({**answer, "file_removed": erased.files == 1})

@@ -14,6 +14,13 @@ def error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def storage_reason(problem: Exception, photo_id: str) -> str:
+    """What a storage failure says in an error answer: the driver's first line, without the SQL and its parameters,
+    and never the photo id."""
+    reason = str(problem).partition("\n")[0]
+    return reason.replace(photo_id, "<photo_id>") if photo_id else reason
+
+
 class TooLarge(Exception):
     """A body past its limit."""
 
