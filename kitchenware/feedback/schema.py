@@ -8,7 +8,9 @@ engine's connection, so no alembic.ini is needed where the service or the comman
 from __future__ import annotations
 
 import functools
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -26,6 +28,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST_REVISION = "0001"  # the schema the code before Alembic wrote (its schema_version 1)
 FEEDBACK_TABLES = ("photos", "classifications", "choices")
 MIGRATION_LOCK = 0x6B697463  # the PostgreSQL advisory lock a migration holds
+SQLITE_TIMEOUT = 30  # seconds a SQLite connection waits for another one's lock
 # Alembic's `context` and `op` are module-wide proxies: one migration at a time in a process, too.
 _MIGRATING = threading.Lock()
 
@@ -46,12 +49,12 @@ def open_engine(url: str, durable: bool = True, read_only: bool = False) -> Engi
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)  # sqlite:///feedback/kitchenware.db
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_TIMEOUT, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_durability(connection, _record) -> None:
             cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _write_ahead_log(cursor)
             cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -65,6 +68,21 @@ def open_engine(url: str, durable: bool = True, read_only: bool = False) -> Engi
     return create_engine(url, pool_pre_ping=True, **timeout)
 
 
+def _write_ahead_log(cursor: sqlite3.Cursor) -> None:
+    """Switch a SQLite database to its write-ahead log. The switch takes the file's exclusive lock, and SQLite
+    answers "database is locked" at once, without its busy timeout, to a connection that meets another one
+    switching or migrating (workers starting together on a new file): wait for it here, up to the same 30 s."""
+    deadline = time.monotonic() + SQLITE_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as problem:
+            if "locked" not in str(problem) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_read_only(url: URL) -> Engine:
     in_memory = url.database in (None, "", ":memory:")  # nothing to read there
     path = Path(url.database or "")
@@ -74,7 +92,7 @@ def _sqlite_read_only(url: URL) -> Engine:
             "that only read never create one"
         )
     uri = url.set(database=f"file:{quote(str(path.resolve()))}", query={**url.query, "mode": "ro", "uri": "true"})
-    return create_engine(uri, connect_args={"timeout": 30, "check_same_thread": False})
+    return create_engine(uri, connect_args={"timeout": SQLITE_TIMEOUT, "check_same_thread": False})
 
 
 def describe(url: URL) -> str:
