@@ -12,7 +12,8 @@
 Prints, for each: the share answered, refused (503, or BentoML's 429) and lost, the p50/p99 latency of the answered,
 the slowest refusal, the requests that hung to the client's timeout, the server's resident memory before, at the
 peak and after, and the time to the first normal answer after the load stopped; writes them to this benchmark's
-section of benchmarks/RESULTS.md. The load generator (httpx on one event loop) shares the 2 cores with the server.
+section of benchmarks/RESULTS.md. The load generator (httpx on one event loop) shares the 2 cores with the server;
+with --pin the server runs on core 0 and the generator on the others.
 """
 
 from __future__ import annotations
@@ -198,7 +199,11 @@ def run(environment: dict[str, str], rate: float | None, args) -> tuple[dict, Ov
     overload."""
     body, headers = multipart(args.photo)
     log = Path(tempfile.mkdtemp(prefix="kitchenware-overload-")) / "serve.log"
+    if args.pin:
+        os.sched_setaffinity(0, {0})  # the server started now, and all its processes and threads, get core 0
     with serving("service:KitchenwareClassifier", log, **environment) as (url, _):
+        if args.pin:
+            os.sched_setaffinity(0, set(range(1, os.cpu_count())))  # the load generator: the other cores
         server = server_processes(int(url.rsplit(":", 1)[1]))
         measured = {} if rate else asyncio.run(capacity(url, body, headers, args.capacity_seconds))
         offered = rate or args.factor * max(throughput for throughput, _ in measured.values())
@@ -270,6 +275,12 @@ def main() -> None:
     parser.add_argument("--capacity-seconds", type=float, default=4.0, help="for each number of clients")
     parser.add_argument("--max-in-flight", type=int, default=1000, help="the load generator's bound")
     parser.add_argument("--bound", type=int, default=DEFAULT_MAX_QUEUED, help="KITCHENWARE_MAX_QUEUED when on")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on core 0, the load generator on the others: a server that takes every core it shares "
+        "cannot slow the generator down below the offered rate",
+    )
     args = parser.parse_args()
     tag = str(shipped_model_in_store().tag)
     servers = {
@@ -288,8 +299,13 @@ def main() -> None:
     before, after = rows.values()
     lines = [
         f"`python -m benchmarks.overload --factor {args.factor:g} --seconds {args.seconds:g} --timeout "
-        f"{args.timeout:g}`, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores shared with the "
-        "load generator (httpx, one event loop) and other work (1-minute load average after each server's run: "
+        f"{args.timeout:g}{' --pin' * args.pin}`, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} "
+        + (
+            "cores: the server on core 0, the load generator (httpx, one event loop) on the others, both shared with "
+            if args.pin
+            else "cores shared with the load generator (httpx, one event loop) and "
+        )
+        + "other work (1-minute load average after each server's run: "
         + ", ".join(f"{value:.1f}" for value in load_averages.values())
         + f"), the shipped model in its default runtime, 1 worker, one real photo ({args.photo.name}) to /classify.",
         "",

@@ -47,6 +47,12 @@ LABELS = ["cup", "fork", "glass", "knife", "plate", "spoon", "other"]
 BATCH = 4
 
 
+def malloc_settings() -> str:
+    """glibc's malloc variables this process (and so the server) runs with."""
+    settings = [f"{name}={value}" for name, value in sorted(os.environ.items()) if name.startswith("MALLOC_")]
+    return ", ".join(settings) or "none (the defaults)"
+
+
 @dataclass
 class Load:
     """What one mixed load was answered."""
@@ -197,8 +203,8 @@ def run(args, database: str, scratch: Path) -> list[str]:
         f"`python -m benchmarks.soak --requests {args.requests} --clients {args.clients} --database "
         f"{args.database}`, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores shared with the load "
         "generator (and with other work), the shipped model in its default runtime, "
-        "1 worker, feedback storage on, KITCHENWARE_API_KEY set, glibc's MALLOC_ARENA_MAX "
-        f"{os.environ.get('MALLOC_ARENA_MAX', 'unset')} in the server's environment.",
+        f"1 worker, feedback storage on, KITCHENWARE_API_KEY set, glibc's malloc settings in the server's environment: "
+        f"{malloc_settings()}.",
         "",
         "| soak | figure |",
         "|---|---|",

@@ -15,10 +15,9 @@ A batch counts as one request (at most KITCHENWARE_MAX_BATCH_IMAGES photos). 0 t
 
 from __future__ import annotations
 
-import math
 import time
 
-from kitchenware.serving.upload import CLASSIFY_ROUTES, error
+from kitchenware.serving.upload import CLASSIFY_ROUTES, retry_later
 
 DEFAULT_MAX_QUEUED = 16  # where the throughput peaks, within the accepted wait: the module docstring
 EWMA_WEIGHT = 0.1  # of the latest admitted request in the running mean of their time inside
@@ -39,10 +38,7 @@ class LoadShedder:
         if not self.max_queued or scope["type"] != "http" or scope["path"] not in CLASSIFY_ROUTES:
             return await self.app(scope, receive, send)
         if self.inside >= self.max_queued:
-            retry_after = max(1, math.ceil(self.mean_seconds))
-            message = f"the service is busy with all the requests it takes at once: retry after {retry_after} s"
-            busy = error(message, 503)
-            busy.headers["Retry-After"] = str(retry_after)
+            busy = retry_later("the service is busy with all the requests it takes at once", self.mean_seconds, 503)
             return await busy(scope, receive, send)
         self.inside += 1
         started = time.monotonic()

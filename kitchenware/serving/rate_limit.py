@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from kitchenware.serving.upload import error
+from kitchenware.serving.upload import retry_later
 
 LIMITED_ROUTES = ("/classify", "/classify_batch", "/feedback")
 MAX_CLIENTS = 10_000  # buckets kept: 2.1 MB for 10,000 clients (tracemalloc)
@@ -103,8 +103,5 @@ class RateLimiter:
         wait = self.buckets.take(self.client(scope))
         if not wait:
             return await self.app(scope, receive, send)
-        retry_after = math.ceil(wait)
-        message = f"too many requests from this client (the limit is {self.buckets.limit}): retry after {retry_after} s"
-        refused = error(message, 429)
-        refused.headers["Retry-After"] = str(retry_after)
+        refused = retry_later(f"too many requests from this client (the limit is {self.buckets.limit})", wait, 429)
         return await refused(scope, receive, send)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.responses import JSONResponse
 
 CLASSIFY_ROUTES = ("/classify", "/classify_batch", "/explain")
@@ -12,6 +14,15 @@ GUARDED_ROUTES = (*CLASSIFY_ROUTES, "/feedback")
 def error(message: str, status: int = 400) -> JSONResponse:
     """The one shape of every error: {"error": "<what was wrong and what to do>"}."""
     return JSONResponse({"error": message}, status_code=status)
+
+
+def retry_later(reason: str, seconds: float, status: int) -> JSONResponse:
+    """A refusal that passes: the error says why and when to retry, and Retry-After says it to HTTP clients
+    (whole seconds, at least 1)."""
+    retry_after = max(1, math.ceil(seconds))
+    refused = error(f"{reason}: retry after {retry_after} s", status)
+    refused.headers["Retry-After"] = str(retry_after)
+    return refused
 
 
 def storage_reason(problem: Exception, photo_id: str) -> str:
