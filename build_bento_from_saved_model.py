@@ -1,6 +1,7 @@
 """Import the trained model shipped in models/ into the BentoML store, then build the bento.
 
-    python build_bento_from_saved_model.py [--model models] [--runtime onnx|onnx-int8-cascade|tensorflow] [--no-build]
+    python build_bento_from_saved_model.py [--model models | --from-registry models:/NAME@ALIAS]
+                                           [--runtime onnx|onnx-int8-cascade|tensorflow] [--no-build]
 
 No GPU, no data and no TensorFlow needed: models/ holds model.onnx and its card, which is what the service
 runs. Running it again reuses the model already imported (same files, same tag). The bento is bentofile.yaml's:
@@ -9,7 +10,9 @@ has model-int8.onnx (`kitchenware quantize` writes it; the shipped one has), els
 or onnx-int8-cascade fixes the choice in the bento; with --runtime tensorflow it installs tensorflow-cpu and keras
 instead of onnxruntime and serves model.keras, which needs a model folder that has one (`kitchenware train
 --export DIR`). A folder exported before ONNX files were (model.keras and its card) is exported to ONNX on the way
-in, with TensorFlow (requirements-train.txt).
+in, with TensorFlow (requirements-train.txt). --from-registry fetches the folder a version of MLflow's model registry
+holds (MLFLOW_TRACKING_URI's server; mlflow is in requirements-train.txt), e.g. the one the alias champion points at,
+and imports it as --model would: a deployment built this way follows the alias.
 """
 
 from __future__ import annotations
@@ -57,6 +60,19 @@ def import_folder(folder: Path) -> tuple[str, bool]:
     return import_keras_export(folder)
 
 
+def from_registry(model_uri: str, destination: Path) -> Path:
+    """The exported folder of a registry version, downloaded into `destination`."""
+    try:
+        from kitchenware.training.registry import fetch, version_of
+    except ImportError as missing:
+        raise FileNotFoundError(
+            f"--from-registry needs mlflow ({missing}): `pip install -r requirements-train.txt`, or pass --model with "
+            "a folder"
+        ) from None
+    print(f"{model_uri} is version {version_of(model_uri)}")
+    return fetch(model_uri, destination)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -64,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=ROOT / "models",
         help="an exported model folder: model.onnx (and/or model.keras) with model_card.json",
+    )
+    parser.add_argument(
+        "--from-registry",
+        metavar="MODEL_URI",
+        help="instead of --model, the exported folder of a version in MLflow's model registry: models:/NAME@ALIAS "
+        "(e.g. models:/kitchenware@champion) or models:/NAME/VERSION, from the server of MLFLOW_TRACKING_URI",
     )
     parser.add_argument(
         "--runtime",
@@ -83,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             folder = args.model
+            if args.from_registry:
+                folder = from_registry(args.from_registry, Path(scratch) / "registry")
             if args.reference_from:
                 from kitchenware.feedback.reference import with_sellers_photos
 
@@ -90,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the 'unknown' score also knows {card.ood.feedback_photos} photos sellers labelled")
                 folder = Path(scratch)
             tag, imported = import_folder(folder)
-    except (FileNotFoundError, ValueError) as problem:
+    except (FileNotFoundError, ValueError, ConnectionError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     print(f"{'imported' if imported else 'already in the store:'} {tag}")

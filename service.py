@@ -22,14 +22,15 @@ from kitchenware.classifier import Classifier
 from kitchenware.core import explain
 from kitchenware.core.card import ModelCard, StoredModel
 from kitchenware.core.preprocessing import ImageError, load_image
-from kitchenware.feedback.repository import Classified, UnknownPhoto
+from kitchenware.feedback.repository import UnknownPhoto
 from kitchenware.serving import PAGE, metrics, schemas
 from kitchenware.serving.cors import RefusalCors
 from kitchenware.serving.erasure import ERASURE
-from kitchenware.serving.feedback import Recorder, Unauthorised
+from kitchenware.serving.feedback import Recorder, Unauthorised, classified
 from kitchenware.serving.load_shedding import LoadShedder
 from kitchenware.serving.openapi import ServiceDescription
 from kitchenware.serving.rate_limit import RateLimiter
+from kitchenware.serving.review import REVIEW
 from kitchenware.serving.schemas import Classification, FeedbackSaved
 from kitchenware.serving.settings import ServiceSettings
 from kitchenware.serving.tokens import TokenRefused
@@ -40,6 +41,7 @@ SETTINGS = ServiceSettings.from_environment()
 
 @bentoml.asgi_app(StaticFiles(directory=PAGE, html=True), path="/ui", name="page")
 @bentoml.asgi_app(ERASURE, path="/feedback", name="erasure")  # DELETE /feedback/{photo_id}
+@bentoml.asgi_app(REVIEW, path="/review", name="review")  # the review page's queue, photos and labels
 @bentoml.service(http=SETTINGS.http(), workers=SETTINGS.workers, traffic={"timeout": 120, "max_concurrency": 128})
 class KitchenwareClassifier:
     """Upload a photo of kitchenware (cup, fork, glass, knife, plate, spoon): get its class, calibrated
@@ -82,9 +84,8 @@ class KitchenwareClassifier:
         metrics.count(decided, self.model.class_names)
         results = [schemas.classification(answer, self.model.name) for answer in self.model.answers(decided)]
         if self.recorder.enabled:
-            for photo, result in zip(photos, results):
-                classified = Classified(result.label, result.confidence, result.decision, self.model.name)
-                result.photo_id = await asyncio.to_thread(self.recorder.record, photo, classified)
+            for photo, result, answer in zip(photos, results, classified(results, decided, self.model.name)):
+                result.photo_id = await asyncio.to_thread(self.recorder.record, photo, answer)
                 result.feedback_token = result.photo_id and self.recorder.tokens.issue(result.photo_id)
         return results
 

@@ -127,7 +127,7 @@ class Classifier:
 
     def _decided(self, forward: Forward) -> Answers:
         answers = self.rule.decide(forward.probabilities, forward.features)
-        return dataclasses.replace(answers, float_answered=forward.float_answered)
+        return dataclasses.replace(answers, float_answered=forward.float_answered, features=forward.features)
 
     def answers(self, decided: Answers) -> list[Answer]:
         return answer_list(decided, self.card.class_names)

@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # Before anything imports bentoml: tests never touch the user's model store. The store grows to ~2 GB over a run
@@ -62,3 +63,20 @@ def real_xception_in_store(tmp_path_factory) -> str:
     import bentoml
 
     return str(bentoml.models.get("real_xception:latest").tag)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """The URL of a real MLflow tracking server (SQLite backend, artifacts it serves), started once for the tests
+    that ask for it and removed at the end (tests/helpers/mlflow_server.py). MLFLOW_TRACKING_URI stays unset."""
+    from mlflow_server import tracking_server
+
+    with tracking_server(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
+
+
+@pytest.fixture
+def mlflow_tracking_uri(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """MLFLOW_TRACKING_URI set to the test server for this test only: its commands track, and the registry is there."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    return mlflow_server

@@ -1,5 +1,5 @@
-"""The command line, `kitchenware <command>` (or `python train.py <command>`): train, check, evaluate, predict,
-quantize, feedback; each with --help.
+"""The command line, `kitchenware <command>` (or `python train.py <command>`): train, retrain, check, evaluate,
+predict, quantize, feedback; each with --help.
 
 One module per command parses its options and prints its results; the work is in the rooms (training/pipeline.py,
 training/int8/, the Classifier, batch/). Each command imports only what it runs: `evaluate` and `predict` classify
@@ -16,12 +16,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from kitchenware.cli import check, evaluate, feedback, predict, quantize, train
+from kitchenware.cli import check, evaluate, feedback, predict, quantize, retrain, train
 from kitchenware.core.photos import DataError
 from kitchenware.core.preprocessing import ImageError
 
 COMMANDS = {
     "train": train,
+    "retrain": retrain,
     "check": check,
     "evaluate": evaluate,
     "predict": predict,

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kitchenware.cli.options import (
     add_command,
     add_labelled_photos,
     add_model_options,
+    add_tracking_options,
     add_verbose,
     open_model,
     timestamped,
+    tracked_options,
+    tracking,
 )
+
+if TYPE_CHECKING:
+    from kitchenware.training.pipeline import Evaluation
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -27,10 +34,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="only the validation photos of a training run (its split.csv): photos the model was not trained on",
     )
     evaluate.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-evaluate)")
+    add_tracking_options(evaluate)
     add_verbose(evaluate)
 
 
 def run(args: argparse.Namespace) -> None:
+    with tracking(args, f"evaluate {args.model}") as tracker:
+        done = _evaluate(args)
+        if tracker:
+            tracker.log_evaluation(done, tracked_options(args))
+
+
+def _evaluate(args: argparse.Namespace) -> Evaluation:
     from kitchenware.training.pipeline import evaluate
 
     classifier = open_model(args)
@@ -60,3 +75,4 @@ def run(args: argparse.Namespace) -> None:
         sheet = done.out / "misclassified_heatmaps.png"
         print(f"where the model looked on {done.explained} misclassified photos: {sheet}")
     print(f"report in {done.out}")
+    return done

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import os
 from pathlib import Path
+from typing import Any
 
 from kitchenware.classifier import Classifier
 from kitchenware.core.card import DEFAULT_MODEL_NAME
@@ -66,6 +69,45 @@ def add_engine_options(parser: argparse.ArgumentParser, what: str) -> argparse._
 
 def add_labelled_photos(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--data", type=str, action="append", required=True, help=help)
+
+
+def add_tracking_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    tracking = parser.add_argument_group(
+        "tracking", "log the run to MLflow: on when MLFLOW_TRACKING_URI is set or --mlflow is given"
+    )
+    tracking.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="MLflow tracking server, e.g. http://localhost:5000 (default: MLFLOW_TRACKING_URI)",
+    )
+    tracking.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="MLflow experiment of the run (default: MLFLOW_EXPERIMENT_NAME, else kitchenware)",
+    )
+    return tracking
+
+
+def tracking_uri(args: argparse.Namespace) -> str | None:
+    """Where the command's run is tracked: --mlflow, else MLFLOW_TRACKING_URI; None: not tracked."""
+    return args.mlflow or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def tracking(args: argparse.Namespace, run_name: str) -> contextlib.AbstractContextManager:
+    """The command's MLflow run, yielding its Tracker, when tracking is on (the server is checked first); otherwise
+    None, and mlflow is never imported."""
+    uri = tracking_uri(args)
+    if uri is None:
+        return contextlib.nullcontext()
+    from kitchenware.training.tracking import tracked
+
+    return tracked(uri, args.experiment, run_name, args.command_line)
+
+
+def tracked_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options a command was given, as an MLflow run's parameters (not those of tracking and logging)."""
+    internal = {"command", "command_line", "verbose", "mlflow", "experiment"}
+    return {key: value for key, value in vars(args).items() if key not in internal and value is not None}
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kitchenware.cli.options import add_command, add_labelled_photos, add_verbose, timestamped
+from kitchenware.cli.options import (
+    add_command,
+    add_labelled_photos,
+    add_tracking_options,
+    add_verbose,
+    timestamped,
+    tracked_options,
+    tracking,
+)
+from kitchenware.core.card import ModelCard
 from kitchenware.training.config import QAT_EPOCHS, QAT_LEARNING_RATE, QAT_STEP_LEARNING_RATE
 
 
@@ -48,13 +57,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="learning rate of the activations' steps in that fine-tuning (Adam on their logarithms); 0: fixed",
     )
     quantize.add_argument("--out", type=Path, help="report folder (default: runs/<timestamp>-quantize)")
+    add_tracking_options(quantize)
     add_verbose(quantize)
 
 
 def run(args: argparse.Namespace) -> None:
+    out = args.out or timestamped("-quantize")
+    with tracking(args, f"quantize {args.model}") as tracker:
+        card = _quantize(args, out)
+        if tracker:
+            tracker.log_quantization(card, out, tracked_options(args))
+
+
+def _quantize(args: argparse.Namespace, out: Path) -> ModelCard:
     from kitchenware.training.int8.pipeline import quantize_model
 
-    out = args.out or timestamped("-quantize")
     card = quantize_model(
         args.model,
         args.data,
@@ -76,3 +93,4 @@ def run(args: argparse.Namespace) -> None:
             f"{row.final_agreement:.2%} ({row.final_disagreements} differ); int8 alone {row.int8_alone_agreement:.2%}"
         )
     print(f"per-layer errors in {out / 'layer_errors.csv'}; the card's int8 section in {out / 'int8.json'}")
+    return card

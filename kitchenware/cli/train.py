@@ -5,16 +5,51 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kitchenware.cli.options import add_command, add_engine_options, add_verbose, quiet_tensorflow, timestamped
+from kitchenware.cli.options import (
+    add_command,
+    add_engine_options,
+    add_tracking_options,
+    add_verbose,
+    quiet_tensorflow,
+    timestamped,
+    tracking,
+    tracking_uri,
+)
 from kitchenware.core.card import DEFAULT_MODEL_NAME
 from kitchenware.training.augmentation import ROTATION_FILLS
 from kitchenware.training.config import HEADS, INPUT_SIZES, TrainConfig
 
+if TYPE_CHECKING:
+    from kitchenware.training.pipeline import TrainingRun
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     train = add_command(commands, "train", "train a classifier and save it to the BentoML model store")
+    add_training_options(train)
+    output = train.add_argument_group("output")
+    output.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the BentoML store")
+    output.add_argument(
+        "--export", type=Path, help="also write model.onnx, model.keras and the model card to this folder"
+    )
+    output.add_argument("--run-dir", type=Path, help="reports folder (default: runs/<timestamp>)")
+    output.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to the run folder")
+    add_engine_options(train, "where the frozen backbone's features are extracted (the slow part on a CPU)")
+    add_tracking_options(train).add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the exported model folder (--export, or a temporary one) as a new version of this model in "
+        "MLflow's model registry",
+    )
+    add_verbose(train)
+
+
+def add_training_options(train: argparse.ArgumentParser) -> None:
+    """What a run trains on and how (data, validation, model, training, fine-tuning, stopping): `train`'s options,
+    which `retrain` shares for its challenger."""
     defaults = TrainConfig(data=(Path("."),))
     sizes = ", ".join(f"{size} {arch}" for arch, size in INPUT_SIZES.items())
     source = train.add_argument_group("data")
@@ -34,6 +69,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="CSV",
         help="where each photo comes from, for folders that mix several places: a CSV of source,Id,origin (source "
         "and Id as split.csv names them; default: each --data source is one origin)",
+    )
+    source.add_argument(
+        "--feedback-before",
+        metavar="DATE",
+        help="of feedback:<URL> sources, only the photos sellers labelled before this moment (ISO 8601, e.g. "
+        "2026-12-07 or 2026-12-07T18:30:00+01:00; UTC without a zone): a run the growing store can repeat",
     )
     held_out = train.add_argument_group("validation")
     held_out.add_argument(
@@ -162,15 +203,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="epochs without a better validation accuracy before stopping; 0: no early stopping",
     )
     stop.add_argument("--target-accuracy", type=float, help="stop once validation accuracy reaches this")
-    output = train.add_argument_group("output")
-    output.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name in the BentoML store")
-    output.add_argument(
-        "--export", type=Path, help="also write model.onnx, model.keras and the model card to this folder"
-    )
-    output.add_argument("--run-dir", type=Path, help="reports folder (default: runs/<timestamp>)")
-    output.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to the run folder")
-    add_engine_options(train, "where the frozen backbone's features are extracted (the slow part on a CPU)")
-    add_verbose(train)
 
 
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -190,6 +222,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             "--engine ray extracts the frozen Xception backbone's features for the head: it needs --arch xception "
             "without --augment and --no-cache-features (or drop --engine ray)"
         )
+    if getattr(args, "register", None) and not tracking_uri(args):
+        parser.error("--register needs an MLflow tracking server: set MLFLOW_TRACKING_URI or add --mlflow URI")
 
 
 def configuration(args: argparse.Namespace) -> tuple[TrainConfig, list[dict]]:
@@ -204,7 +238,8 @@ def configuration(args: argparse.Namespace) -> tuple[TrainConfig, list[dict]]:
     return dataclasses.replace(config, **settings[0]), settings
 
 
-def run(args: argparse.Namespace) -> None:
+def trained(args: argparse.Namespace, run_dir: Path, export_to: Path | None, save: bool = True) -> TrainingRun:
+    """Train what the options say (a sweep, cross-validation first, on the engine asked for) into `run_dir`."""
     quiet_tensorflow(args.verbose)
     from kitchenware.training.pipeline import train
 
@@ -215,20 +250,37 @@ def run(args: argparse.Namespace) -> None:
         from kitchenware.batch.features import extract_on_ray
 
         extract = extract_on_ray(config, args.actors, args.threads_per_actor, args.verbose)
-    run_dir = args.run_dir or timestamped()
-    done = train(config, run_dir, settings, folds, args.export, args.command_line, extract)
+    return train(config, run_dir, settings, folds, export_to, args.command_line, extract, save)
+
+
+def run(args: argparse.Namespace) -> None:
+    with tracking(args, f"train {args.name}") as tracker, tempfile.TemporaryDirectory() as scratch:
+        export = args.export or (Path(scratch) / "export" if args.register else None)
+        run_dir = args.run_dir or timestamped()
+        done = trained(args, run_dir, export)
+        print_training(done)
+        if args.export:
+            print(f"exported model.onnx, model.keras and the model card to {args.export}")
+        print(f"reports in {run_dir}")
+        if tracker:
+            tracker.log_training(done, None if args.register else export)  # register logs the folder itself
+        if args.register:
+            from kitchenware.training.registry import register
+
+            version = register(export, args.register)
+            print(f"registered as version {version} of {args.register} in MLflow: models:/{args.register}/{version}")
+
+
+def print_training(done: TrainingRun) -> None:
+    """The sweep's table, the validation figures and the decision rule fit on them."""
     if done.sweep_table:
-        print(f"sweep table: {run_dir / 'sweep.md'}, plot: {run_dir / 'sweep.png'}")
+        print(f"sweep table: {done.run_dir / 'sweep.md'}, plot: {done.run_dir / 'sweep.png'}")
         print(done.sweep_table)
     report, figures = done.report, done.fitted.figures
-    print(
-        f"validation accuracy {report.accuracy:.4f}, loss {report.loss:.4f}; saved to the BentoML store as {done.tag}"
-    )
+    stored = f"; saved to the BentoML store as {done.tag}" if done.tag else ""
+    print(f"validation accuracy {report.accuracy:.4f}, loss {report.loss:.4f}{stored}")
     print(
         f"decisions on the validation split: temperature {figures['temperature']}, ECE {figures['ece_before']} -> "
         f"{figures['ece_after']}; {figures['confident_share']:.1%} confident (accuracy "
         f"{figures['confident_accuracy']}), {figures['unknown_share']:.1%} unknown"
     )
-    if args.export:
-        print(f"exported model.onnx, model.keras and the model card to {args.export}")
-    print(f"reports in {run_dir}")

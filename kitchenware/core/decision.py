@@ -61,6 +61,9 @@ class Answers:
     ood_scores: np.ndarray | None  # (n,) higher = less like the training photos; None without a score
     decisions: list[str]
     float_answered: np.ndarray | None = None  # (n,) bool with the int8 cascade: the photos the float network answered
+    # (n, features) the backbone's pooled features, when the model has them: the service stores a compact signature
+    # of each, so that the review queue can tell near-duplicates apart (feedback/review.py)
+    features: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,11 @@ from pathlib import Path
 from sqlalchemy import Connection, Select, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from kitchenware.feedback import review
 from kitchenware.feedback.quota import NO_QUOTA, Quota, StoreFull, Totals
+from kitchenware.feedback.sampling import keeps
 from kitchenware.feedback.schema import check, migrate, open_engine
-from kitchenware.feedback.tables import choices, classifications, photos
+from kitchenware.feedback.tables import SELLER, choices, classifications, photos
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ class Classified:
     confidence: float
     decision: str
     model: str
+    margin: float | None = None  # what the review queue ranks by (feedback/review.py)
+    ood_score: float | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class Answered:
     decision: str
     model: str
     path: Path
+    source: str = SELLER  # who chose: the seller, or a reviewer on the review page
 
 
 def photos_beside(url: str) -> Path:
@@ -96,9 +102,17 @@ def _now() -> datetime.datetime:
 
 
 class FeedbackStore:
-    def __init__(self, url: str, photo_folder: Path, quota: Quota = NO_QUOTA, read_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        photo_folder: Path,
+        quota: Quota = NO_QUOTA,
+        read_only: bool = False,
+        keep_confident: float = 1.0,
+    ):
         """Opens the database and migrates it to the newest revision; read_only (the commands that only read):
-        opens it read-only, creates nothing, and refuses one that is missing or not at the newest revision."""
+        opens it read-only, creates nothing, and refuses one that is missing or not at the newest revision.
+        keep_confident: the share of `confident` answers kept (feedback/sampling.py)."""
         self.engine = open_engine(url, read_only=read_only)
         self.version = check(self.engine) if read_only else migrate(self.engine)
         # SQLite sets durability per connection: the classification rows get connections of their own.
@@ -108,16 +122,20 @@ class FeedbackStore:
         if not read_only:
             self.photo_folder.mkdir(parents=True, exist_ok=True)
         self.quota = quota
+        self.keep_confident = keep_confident
         self._totals = Totals()
         self._evicting = threading.Lock()
 
     def photo_path(self, photo_id: str) -> Path:
         return self.photo_folder / photo_id[:2] / photo_id
 
-    def record(self, photo: bytes, classified: Classified) -> str:
-        """Keep the photo (once) and this classification of it; returns the photo's id. A new photo that the quota
-        has no room for evicts the oldest photos without a seller's choice; StoreFull when they cannot make room."""
+    def record(self, photo: bytes, classified: Classified) -> str | None:
+        """Keep the photo (once) and this classification of it; returns the photo's id, or None when the sampling
+        rule leaves it out (a share of the confident answers). A new photo that the quota has no room for evicts the
+        oldest photos without a seller's choice; StoreFull when they cannot make room."""
         photo_id = hashlib.sha256(photo).hexdigest()
+        if not keeps(photo_id, classified.decision, self.keep_confident):
+            return None
         if self.quota.limited and not self.photo_path(photo_id).exists():  # a new photo: its file is written below
             self._make_room(len(photo))
         self._write_photo(photo_id, photo)
@@ -140,8 +158,9 @@ class FeedbackStore:
                 connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield connection
 
-    def choose(self, photo_id: str, label: str, class_names: list[str]) -> str:
-        """Record the category a seller chose (a class, or "other"); returns what the model had said."""
+    def choose(self, photo_id: str, label: str, class_names: list[str], source: str = SELLER) -> str:
+        """Record the category a seller (or, source="reviewer", a reviewer) chose (a class, or "other"); returns
+        what the model had said."""
         if label not in (*class_names, OTHER):
             raise ValueError(f"label {label!r} is not one of the model's classes {class_names} nor {OTHER!r}")
         with self.engine.begin() as connection:
@@ -153,14 +172,14 @@ class FeedbackStore:
             ).scalar_one_or_none()
             if said is None:
                 raise UnknownPhoto(f"no classified photo has the id {photo_id!r}: send the photo_id /classify returned")
-            connection.execute(insert(choices).values(photo_id=photo_id, label=label, created=_now()))
+            connection.execute(insert(choices).values(photo_id=photo_id, label=label, created=_now(), source=source))
         return said
 
     def answered(self) -> list[Answered]:
         """Every photo a seller labelled: its current choice, and the last answer the service gave it before."""
         latest_choice = select(choices.c.photo_id, func.max(choices.c.id).label("id")).group_by(choices.c.photo_id)
         latest_choice = latest_choice.subquery()
-        rows = select(choices.c.photo_id, choices.c.label, choices.c.created).join(
+        rows = select(choices.c.photo_id, choices.c.label, choices.c.created, choices.c.source).join(
             latest_choice, choices.c.id == latest_choice.c.id
         )
         with self.engine.connect() as connection:
@@ -181,9 +200,29 @@ class FeedbackStore:
                 decision=said[row.photo_id].decision,
                 model=said[row.photo_id].model,
                 path=self.photo_path(row.photo_id),
+                source=row.source,
             )
             for row in chosen
         ]
+
+    def unlabelled(self) -> Iterator[review.Waiting]:
+        """The photos without a choice, each with its latest answer, in the review queue's order (review.py); read a
+        page at a time, so that the queue reads only as far as it needs."""
+        latest = select(func.max(classifications.c.id).label("id")).group_by(classifications.c.photo_id).subquery()
+        query = (
+            select(*(classifications.c[name] for name in review.Waiting.__dataclass_fields__))
+            .join(latest, classifications.c.id == latest.c.id)
+            .where(~exists().where(choices.c.photo_id == classifications.c.photo_id))
+            .order_by(*review.order_by())
+        )
+        read = 0
+        while True:
+            with self.engine.connect() as connection:
+                page = connection.execute(query.offset(read).limit(DELETE_AT_ONCE)).all()
+            yield from (review.Waiting(**row._mapping) for row in page)
+            read += len(page)
+            if len(page) < DELETE_AT_ONCE:
+                return
 
     def purge(self, keep_days: float, now: datetime.datetime | None = None) -> int:
         """Delete the photos that never got a seller's choice and were last classified more than keep_days ago

@@ -38,9 +38,15 @@ classifications = Table(
     Column("decision", String(16), nullable=False),
     Column("model", String(200), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
+    # What the review queue ranks by (feedback/review.py), since revision 0003; null in older rows.
+    Column("margin", Float),  # the top class's probability minus the second's
+    Column("ood_score", Float),  # the answer's "unknown" score
+    Column("signature", String(16)),  # 64 bits of the photo's features, hexadecimal: near-duplicates share most
 )
 
-# Every category a seller chose for a photo: the latest is the one in force, the earlier ones are its history.
+# Every category chosen for a photo, by its seller or by a reviewer (the review page): the latest is the one in
+# force, the earlier ones are its history.
+SELLER, REVIEWER = "seller", "reviewer"
 choices = Table(
     "choices",
     metadata,
@@ -48,4 +54,5 @@ choices = Table(
     Column("photo_id", String(64), ForeignKey("photos.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("label", String(64), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
+    Column("source", String(16), nullable=False, server_default=SELLER),  # since revision 0003
 )

@@ -20,21 +20,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from kitchenware.feedback.repository import PHOTO_ID, UnknownPhoto
-from kitchenware.serving.feedback import Recorder
+from kitchenware.serving.feedback import Recorder, refusal
 from kitchenware.serving.upload import error, storage_reason
 
 log = logging.getLogger(__name__)
-BEARER = "'Authorization: Bearer <key>'"
 
 
 async def erase(request: Request) -> JSONResponse:
     recorder: Recorder = bentoml.get_current_service().recorder
-    if not recorder.settings.api_key:
-        return error(f"erasure needs an API key: start the service with KITCHENWARE_API_KEY set, send {BEARER}", 403)
-    if not recorder.authorised(request.headers.get("authorization")):
-        return error(f"missing or wrong API key: send the header {BEARER}", 401)
-    if not recorder.enabled:
-        return error("feedback storage is off (KITCHENWARE_FEEDBACK_DB is not set): nothing is stored here", 503)
+    refused = refusal(recorder, request.headers.get("authorization"), "erasure")
+    if refused is not None:
+        return refused
     photo_id = request.path_params["photo_id"]
     if not PHOTO_ID.fullmatch(photo_id):
         return error("a photo id is the 64 lower-case hexadecimal characters of the photo_id /classify answered", 400)

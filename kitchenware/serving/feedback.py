@@ -9,13 +9,21 @@ import logging
 import threading
 import time
 
+from starlette.responses import JSONResponse
+
+from kitchenware.core.decision import Answers
 from kitchenware.feedback.quota import StoreFull
 from kitchenware.feedback.repository import Classified, FeedbackStore
+from kitchenware.feedback.review import margin, signatures
+from kitchenware.feedback.tables import SELLER
 from kitchenware.serving.metrics import FEEDBACK, STORAGE_FAILURES, STORE_FULL
+from kitchenware.serving.schemas import Classification
 from kitchenware.serving.settings import ServiceSettings
 from kitchenware.serving.tokens import FeedbackTokens
+from kitchenware.serving.upload import error
 
 log = logging.getLogger(__name__)
+BEARER = "'Authorization: Bearer <key>'"
 LOG_EVERY_SECONDS = 60
 READY_PROBE_SECONDS = 5  # /readyz asks the database at most this often
 
@@ -44,7 +52,10 @@ class Recorder:
         with self._lock:
             if self._store is None:
                 self._store = FeedbackStore(
-                    self.settings.feedback_db, self.settings.feedback_photos, self.settings.feedback_quota
+                    self.settings.feedback_db,
+                    self.settings.feedback_photos,
+                    self.settings.feedback_quota,
+                    keep_confident=self.settings.feedback_keep_confident,
                 )
             return self._store
 
@@ -71,7 +82,8 @@ class Recorder:
             return self._store is not None
 
     def record(self, photo: bytes, classified: Classified) -> str | None:
-        """The photo's id once stored; None when storage failed (logged, counted), the answer goes out anyway."""
+        """The photo's id once stored; None when the sampling rule leaves it out, or storage failed (logged,
+        counted): the answer goes out anyway."""
         try:
             if not self.ready():  # not opened yet, and tried less than READY_PROBE_SECONDS ago: do not wait again
                 raise ConnectionError("the feedback database could not be opened (see the log at start-up)")
@@ -120,7 +132,36 @@ class Recorder:
             raise Unauthorised(f"wrong API key: send 'Authorization: Bearer <key>' with the right key, or {send_token}")
         raise Unauthorised(f"no feedback token nor API key: {send_token}, or the header 'Authorization: Bearer <key>'")
 
-    def choose(self, photo_id: str, label: str, class_names: list[str]) -> str:
-        said = self.store().choose(photo_id, label, class_names)
+    def choose(self, photo_id: str, label: str, class_names: list[str], source: str = SELLER) -> str:
+        said = self.store().choose(photo_id, label, class_names, source)
         FEEDBACK.labels(chosen=label, agrees=str(said == label).lower()).inc()
         return said
+
+
+def refusal(recorder: Recorder, authorization: str | None, what: str) -> JSONResponse | None:
+    """The answer that refuses a request for `what` (erasure, the review queue), which always needs the API key and
+    the store; None when it may go on. Never open: without KITCHENWARE_API_KEY on the server it is refused (403)."""
+    if not recorder.settings.api_key:
+        return error(f"{what} needs an API key: start the service with KITCHENWARE_API_KEY set, send {BEARER}", 403)
+    if not recorder.authorised(authorization):
+        return error(f"missing or wrong API key: send the header {BEARER}", 401)
+    if not recorder.enabled:
+        return error("feedback storage is off (KITCHENWARE_FEEDBACK_DB is not set): nothing is stored here", 503)
+    return None
+
+
+def classified(results: list[Classification], decided: Answers, model: str) -> list[Classified]:
+    """What the store keeps of each answer: the answer, and what the review queue ranks by (feedback/review.py)."""
+    signed = signatures(decided.features, len(results))
+    return [
+        Classified(
+            result.label,
+            result.confidence,
+            result.decision,
+            model,
+            margin(result.probabilities),
+            result.ood_score,
+            signature,
+        )
+        for result, signature in zip(results, signed)
+    ]

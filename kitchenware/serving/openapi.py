@@ -33,6 +33,8 @@ Endpoints:
   feedback storage is on, with `token`: the `feedback_token` of the photo's answer (or, for bulk use,
   `Authorization: Bearer <key>` when the service has an API key).
 - `DELETE /feedback/{{photo_id}}`: erase a stored photo, its file and every row about it (API key required).
+- `GET /review/queue`, `GET /review/photo/{{photo_id}}`, `POST /review/label`: the stored photos most worth a label
+  and a reviewer's label, for the review page [/ui/review/](/ui/review/) (API key required).
 - `POST /model_info`: the model card: classes, training data, validation figures, decision thresholds.
 - `GET /metrics`: Prometheus metrics, answers by decision and label, live agreement with sellers' choices.
 

@@ -31,6 +31,16 @@ def _environment_float(name: str) -> float | None:
         raise ValueError(f"environment variable {name}={value!r} must be a number") from None
 
 
+def _environment_share(name: str, default: float) -> float:
+    """A number from 0 to 1."""
+    share = _environment_float(name)
+    if share is None:
+        return default
+    if not 0 <= share <= 1:
+        raise ValueError(f"environment variable {name}={share:g} must be a share from 0 to 1 (e.g. 0.1 for 10 %)")
+    return share
+
+
 def available_cores() -> int:
     """The cores this process may run on: its CPU affinity where the system has one (Linux), else every core (macOS,
     Windows)."""
@@ -57,6 +67,9 @@ class ServiceSettings:
     # KITCHENWARE_FEEDBACK_MAX_PHOTOS, KITCHENWARE_FEEDBACK_MAX_MB (MB like KITCHENWARE_MAX_UPLOAD_MB; volumes are
     # sized in them, not in bytes): the oldest photos without a seller's choice make room; 0 or unset, no limit
     feedback_quota: Quota
+    # KITCHENWARE_FEEDBACK_KEEP_CONFIDENT: the share of `confident` answers stored (every unsure and unknown one is);
+    # 1 by default (feedback/sampling.py)
+    feedback_keep_confident: float
     api_key: str  # KITCHENWARE_API_KEY: when set, POST /feedback takes `Authorization: Bearer <key>` (bulk, admin)
     feedback_secret: bytes = field(repr=False)  # KITCHENWARE_FEEDBACK_SECRET: signs feedback tokens (see tokens.py)
     feedback_token_minutes: int  # KITCHENWARE_FEEDBACK_TOKEN_MINUTES: how long a /classify answer's token lasts
@@ -98,6 +111,7 @@ class ServiceSettings:
                 _environment_int("KITCHENWARE_FEEDBACK_MAX_PHOTOS", 0),
                 _environment_int("KITCHENWARE_FEEDBACK_MAX_MB", 0) * 1024 * 1024,
             ),
+            feedback_keep_confident=_environment_share("KITCHENWARE_FEEDBACK_KEEP_CONFIDENT", 1.0),
             api_key=os.environ.get("KITCHENWARE_API_KEY", ""),
             feedback_secret=secret_from_environment() if feedback_db else b"",
             feedback_token_minutes=_environment_int("KITCHENWARE_FEEDBACK_TOKEN_MINUTES", 60),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from kitchenware.training.sources import find_sources
 from kitchenware.training.trainer import (
     Extractor,
     PreparedData,
+    SweepResult,
     TrainedModel,
     cross_validate,
     decision_features,
@@ -55,9 +57,10 @@ class TrainingRun:
     report: Report  # on the validation split, decided by the fitted rule
     fitted: FittedRule
     card: ModelCard
-    tag: str
+    tag: str | None  # None: not saved to the store (a challenger of `kitchenware retrain`)
     cross_validation: dict | None = None
     sweep_table: str | None = None  # markdown, best setting first
+    sweep: tuple[SweepResult, ...] = ()  # each setting of a sweep, in the order tried
 
 
 def train(
@@ -68,11 +71,13 @@ def train(
     export_to: Path | None = None,
     command_line: str = "",
     extract: Extractor | None = None,
+    save: bool = True,
 ) -> TrainingRun:
     """Train `config`, or sweep the `settings` (changes to it, e.g. [{"probe_c": 1}, {"probe_c": 3}]) and keep the
     best; with `folds`, first cross-validate it (a number of grouped folds, or "sources": each origin held out in
-    turn, which then also fits the "unknown" threshold). Save the model to the store and, with `export_to`, to a
-    folder. `extract`: where the backbone's features are computed (default: this process)."""
+    turn, which then also fits the "unknown" threshold). Save the model to the store (unless not `save`) and, with
+    `export_to`, to a folder, with the run's split.csv (which photos it trained on). `extract`: where the backbone's
+    features are computed (default: this process)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(config, extract)
     for source, counts in prepared.photos.counts_by_source().items():
@@ -108,7 +113,7 @@ def train(
             held_out = held_out_source_thresholds(prepared.cache.of(samples), parts)
             cross_validation["unknown_thresholds"] = {name: round(value, 4) for name, value in held_out.items()}
         (run_dir / "cross_validation.json").write_text(json.dumps(cross_validation, indent=2))
-    sweep_table = None
+    sweep_table, results = None, []
     if settings and len(settings) > 1:
         trained, results = sweep(config, settings, prepared, run_dir)
         rows = [
@@ -144,10 +149,13 @@ def train(
     write_report(report, prepared.val, run_dir, f"{trained.config.arch} on the validation split")
     card = export.training_card(trained.config, prepared, report, fitted, command_line, cross_validation)
     reference = None if fitted.rule.reference is None else fitted.rule.reference.astype(np.float16)
-    tag = export.save_to_store(trained.network.model, card, config.labels, reference)
+    tag = export.save_to_store(trained.network.model, card, config.labels, reference) if save else None
     if export_to:
         export.export_folder(trained.network.model, card, export_to, reference)
-    return TrainingRun(run_dir, prepared, trained, report, fitted, card, tag, cross_validation, sweep_table)
+        shutil.copyfile(run_dir / "split.csv", export_to / "split.csv")
+    return TrainingRun(
+        run_dir, prepared, trained, report, fitted, card, tag, cross_validation, sweep_table, tuple(results)
+    )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 from pathlib import Path
 
 from kitchenware.core.photos import DataError, LabelledPhotos, Sample, find_photos
@@ -12,17 +13,20 @@ from kitchenware.core.photos import DataError, LabelledPhotos, Sample, find_phot
 ORIGIN_COLUMNS = ("source", "Id", "origin")
 
 
-def _feedback(url: str) -> tuple[str, list[Sample]]:
-    from kitchenware.feedback.source import read  # SQLAlchemy only when a feedback source is asked for
+def find_sources(
+    *sources: str | Path, origins: str | Path | None = None, feedback_before: datetime.datetime | None = None
+) -> LabelledPhotos:
+    """Folders in either layout, and `feedback:<SQLAlchemy URL>`: the photos sellers labelled with a class (with
+    `feedback_before`, those labelled before that moment). With `origins`, a CSV of source,Id,origin (the source
+    and Id as split.csv names them), the photos it lists get their origin; the others keep their source as origin,
+    and rows of sources not given are ignored."""
 
-    return read(url)
+    def feedback(url: str) -> tuple[str, list[Sample]]:
+        from kitchenware.feedback.source import read  # SQLAlchemy only when a feedback source is asked for
 
+        return read(url, before=feedback_before)
 
-def find_sources(*sources: str | Path, origins: str | Path | None = None) -> LabelledPhotos:
-    """Folders in either layout, and `feedback:<SQLAlchemy URL>`: the photos sellers labelled with a class. With
-    `origins`, a CSV of source,Id,origin (the source and Id as split.csv names them), the photos it lists get
-    their origin; the others keep their source as origin, and rows of sources not given are ignored."""
-    photos = find_photos(*sources, readers={"feedback": _feedback})
+    photos = find_photos(*sources, readers={"feedback": feedback})
     return photos if origins is None else with_origins(photos, Path(origins))
 
 

@@ -106,5 +106,14 @@ def write_split(train: list[Sample], val: list[Sample], path: Path, groups: dict
 
 def validation_photos(split_csv: Path) -> set[tuple[str, str]]:
     """(source, Id) of the validation side of a training run's split.csv: photos the model was not trained on."""
+    return _photos_of(split_csv, "validation")
+
+
+def training_photos(split_csv: Path) -> set[tuple[str, str]]:
+    """(source, Id) of the training side of a training run's split.csv: photos the model was trained on."""
+    return _photos_of(split_csv, "train")
+
+
+def _photos_of(split_csv: Path, subset: str) -> set[tuple[str, str]]:
     with open(split_csv, newline="") as file:
-        return {(row["source"], row["Id"]) for row in csv.DictReader(file) if row["subset"] == "validation"}
+        return {(row["source"], row["Id"]) for row in csv.DictReader(file) if row["subset"] == subset}

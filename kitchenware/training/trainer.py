@@ -139,7 +139,7 @@ class PreparedData:
 def inspect_photos(config: TrainConfig, extract: Extractor | None = None) -> tuple[HealthReport, FeatureCache | None]:
     """Find the photos, skip the unreadable ones and run the health check, on the backbone's features when the
     head trains on cached ones (they find the near-duplicates): `kitchenware check`, and the start of training."""
-    found = find_sources(*config.data, origins=config.origins)
+    found = find_sources(*config.data, origins=config.origins, feedback_before=config.feedback_cutoff())
     readable, skipped = drop_unreadable(found.samples)
     cache = FeatureCache(config, extract) if uses_cached_features(config) else None
     return check(found.keep(readable), skipped, None if cache is None else cache.of(readable)), cache

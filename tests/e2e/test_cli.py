@@ -22,7 +22,7 @@ def train_py(*arguments: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("command", ["train", "check", "evaluate", "predict", "quantize"])
+@pytest.mark.parametrize("command", ["train", "retrain", "check", "evaluate", "predict", "quantize"])
 def test_help_of_every_command_is_right(command: str):
     result = train_py(command, "--help")
     assert result.returncode == 0 and result.stderr == ""
@@ -31,9 +31,12 @@ def test_help_of_every_command_is_right(command: str):
     for option in text.split(" --")[1:]:
         assert option.count("(default:") <= 1, option
     if command == "train":
-        for group in ("data:", "model:", "training:", "fine-tuning (Xception):", "stopping:", "output:"):
+        for group in ("data:", "model:", "training:", "fine-tuning (Xception):", "stopping:", "output:", "tracking:"):
             assert group in text
         assert "(default: 150 scratch, 299 xception)" in text and "(default: 0.001)" in text
+    elif command == "retrain":
+        assert "--champion DIR|models:/NAME@ALIAS" in text and "--holdout-newest FRACTION" in text
+        assert "(default: 0.2)" in text and "several values run a sweep (default: the champion's)" in text
     elif command in ("evaluate", "predict"):
         assert "--runtime {onnx,onnx-int8-cascade,tensorflow}" in text
         default = (
@@ -42,6 +45,8 @@ def test_help_of_every_command_is_right(command: str):
         assert default in text
     elif command == "quantize":
         assert "--model MODEL" in text and "--ood OOD" in text and "(default: MODEL/split.csv)" in text
+    if command in ("train", "evaluate", "quantize"):
+        assert "--mlflow URI MLflow tracking server, e.g. http://localhost:5000 (default: MLFLOW_TRACKING_URI)" in text
 
 
 def test_top_level_help_lists_the_commands():
@@ -134,7 +139,8 @@ def test_evaluate_predict_and_the_service_give_the_same_answers(
         for row in csv.DictReader(open(tmp_path / "evaluate" / "predictions.csv"))
     }
     from_python = Classifier.open(shipped_model_in_store)
-    with serving("service:KitchenwareClassifier", tmp_path / "serve.log") as (url, _):
+    serve_log = tmp_path / "serve.log"
+    with serving("service:KitchenwareClassifier", serve_log, KITCHENWARE_MODEL=shipped_model_in_store) as (url, _):
         with bentoml.SyncHTTPClient(url) as client:
             for photo in sorted(class_folder_tree.rglob("*.*")):
                 answer = client.classify(image=photo)

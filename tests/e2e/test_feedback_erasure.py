@@ -28,6 +28,7 @@ def service(shipped_model_in_store: str, tmp_path_factory):
         "KITCHENWARE_FEEDBACK_PHOTOS": str(photos),
         "KITCHENWARE_API_KEY": KEY,
         "KITCHENWARE_FEEDBACK_MAX_PHOTOS": "2",
+        "KITCHENWARE_MODEL": shipped_model_in_store,  # not the store's latest: another module may have saved one
     }
     with serving("service:KitchenwareClassifier", folder / "serve.log", **environment) as (url, _):
         yield url, FeedbackStore(database, photos), folder / "serve.log"

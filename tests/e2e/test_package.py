@@ -43,7 +43,10 @@ def test_the_wheel_holds_the_package_the_page_and_the_metadata(project: Path, tm
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path), str(project))
     (wheel,) = tmp_path.glob("kitchenware_classifier-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    page = {f"kitchenware/serving/ui/{name}" for name in ("index.html", "page.css", "page.js")}
+    page = {
+        f"kitchenware/serving/ui/{name}"
+        for name in ("index.html", "page.css", "common.js", "page.js", "review/review.js")
+    }
     assert page <= names
     assert {
         "kitchenware/classifier.py",
@@ -78,11 +81,12 @@ def fresh_venv(project: Path, tmp_path_factory) -> Path:
 
 @needs_shipped_model_and_a_cup
 def test_pip_install_gives_the_command_and_the_readme_example_runs(fresh_venv: Path, tmp_path: Path):
-    assert "{train,check,evaluate,predict,quantize,feedback}" in run(str(fresh_venv / "bin" / "kitchenware"), "--help")
+    commands = "{train,retrain,check,evaluate,predict,quantize,feedback}"
+    assert commands in run(str(fresh_venv / "bin" / "kitchenware"), "--help")
     listing = run(str(fresh_venv / "bin" / "python"), "-m", "pip", "list", "--format=json")
     installed = {package["name"].lower() for package in json.loads(listing)}
     assert {"kitchenware-classifier", "bentoml", "onnxruntime"} <= installed
-    assert not {"tensorflow", "keras", "ray", "pytest"} & installed  # the serving set only
+    assert not {"tensorflow", "keras", "ray", "pytest", "mlflow"} & installed  # the serving set only
     # The README's example, verbatim, where a user would run it: models/ and cup.jpg in the working folder.
     shutil.copy(CUP, tmp_path / "cup.jpg")
     (tmp_path / "models").symlink_to(SHIPPED_MODEL)

@@ -1,7 +1,8 @@
 """The page for people (/ui) in a real browser (headless Chromium through Selenium) against a real `bentoml serve`:
 a real cup photo, a photo of something else, a text file, a correction that lands in the database under an API key
 (with the answer's feedback token; another photo's or an expired token is refused), keyboard access and an
-automated accessibility check (axe-core, vendored). Screenshots go to test-artifacts/page/."""
+automated accessibility check (axe-core, vendored); and the review page (/ui/review/): the key typed once, one key
+a label, written as a reviewer's. Screenshots go to test-artifacts/page/."""
 
 import hashlib
 import shutil
@@ -194,11 +195,56 @@ def test_the_page_is_keyboard_usable_and_passes_the_accessibility_check(page_ser
     assert browser.switch_to.active_element.get_attribute("id") == "photo"  # the first stop is the photo picker
     ActionChains(browser).send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.tag_name == "button"  # then the answer's buttons
+    assert accessibility_violations(browser) == []
+
+
+def accessibility_violations(browser) -> list:
+    """What axe-core finds wrong on the page shown: (rule, impact, where) each."""
     browser.execute_script(AXE.read_text())
     results = browser.execute_async_script("const done = arguments[0]; axe.run().then(done);")
-    violations = [(v["id"], v["impact"], [node["target"] for node in v["nodes"]]) for v in results["violations"]]
-    assert violations == []
     assert len(results["passes"]) > 10  # the check really ran
+    return [(v["id"], v["impact"], [node["target"] for node in v["nodes"]]) for v in results["violations"]]
+
+
+def test_the_review_page_labels_the_queue_with_one_key_a_photo(page_server, browser, tmp_path: Path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, database = page_server
+    for name in ("far-cat-004.jpg", "far-lamp-021.jpg", "far-hat-017.jpg"):
+        photo = (NOT_KITCHENWARE / name).read_bytes()
+        assert httpx.post(f"{url}/classify", files={"image": photo}, timeout=60).json()["photo_id"]
+    key = {"Authorization": f"Bearer {API_KEY}"}
+    queue = httpx.get(f"{url}/review/queue?limit=100", headers=key, timeout=60).json()
+    first, _, third = (photo["photo_id"] for photo in queue["photos"][:3])
+
+    browser.get(f"{url}/ui/review")  # redirected to /ui/review/
+    browser.find_element(By.ID, "key").send_keys(API_KEY)
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    wait_for(browser, lambda: text(browser, "position") == f"Photo 1 of {len(queue['photos'])}")
+    keys = [button.text for button in browser.find_elements(By.CSS_SELECTOR, "#keys button")]
+    assert keys == [f"{number} {name}" for number, name in enumerate(queue["class_names"], start=1)] + [
+        "0 none of these"
+    ]
+    photo = browser.find_element(By.ID, "photo")
+    wait_for(browser, lambda: browser.execute_script("return arguments[0].naturalWidth", photo) > 0)
+    assert not browser.find_element(By.ID, "key-form").is_displayed()
+    browser.save_screenshot(str(ARTIFACTS / "review.png"))
+    assert accessibility_violations(browser) == []
+
+    ActionChains(browser).send_keys("2").perform()  # the second class, for the first photo; on to the second
+    wait_for(browser, lambda: text(browser, "position").startswith("Photo 2 of"))
+    ActionChains(browser).send_keys("\ue014").perform()  # the right arrow: on to the third
+    wait_for(browser, lambda: text(browser, "position").startswith("Photo 3 of"))
+    ActionChains(browser).send_keys("0").perform()  # none of these
+    wait_for(browser, lambda: text(browser, "status") == "Saved photo 3: none of these.")
+    reviewed = {row.photo_id: (row.chosen, row.source) for row in FeedbackStore(database, tmp_path).answered()}
+    assert {photo_id: reviewed.get(photo_id) for photo_id in (first, third)} == {
+        first: (queue["class_names"][1], "reviewer"),
+        third: ("other", "reviewer"),
+    }
+    assert queue["photos"][1]["photo_id"] not in reviewed
+    assert "kitchenware-api-key" in browser.execute_script("return Object.keys(sessionStorage)")
 
 
 def test_without_feedback_storage_the_page_offers_no_buttons(shipped_model_in_store: str, browser, tmp_path: Path):
@@ -210,3 +256,6 @@ def test_without_feedback_storage_the_page_offers_no_buttons(shipped_model_in_st
         wait_for(browser, lambda: text(browser, "verdict") == "Looks like a cup")
         assert not browser.find_element(By.ID, "feedback").is_displayed()
         assert browser.find_elements(By.CSS_SELECTOR, "#choices button") == []
+        refused = httpx.get(f"{url}/review/queue", headers={"Authorization": "Bearer anything"}, timeout=60)
+        assert refused.status_code == 403  # the review queue is never open: without an API key it is off
+        assert refused.json()["error"].startswith("the review queue needs an API key: start the service with")

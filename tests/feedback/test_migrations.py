@@ -247,7 +247,7 @@ def test_the_reading_commands_never_migrate_and_say_how_to(database: str, tmp_pa
     assert main(["feedback", "upgrade", "--db", database]) == 0
     assert f"at revision {head()}, this version's newest" in capsys.readouterr().out
     assert main(report) == 0
-    assert "2 photos labelled by sellers" in capsys.readouterr().out
+    assert "2 photos labelled (by sellers or reviewers)" in capsys.readouterr().out
 
 
 def test_the_service_image_upgrades_and_says_when_the_database_cannot_be_reached(database: str, capsys):

@@ -3,22 +3,7 @@
 "use strict";
 
 const api = (route) => new URL(`../${route}`, window.location.href);
-const $ = (id) => document.getElementById(id);
 let current = 0; // the latest photo chosen; answers for an earlier one are dropped
-
-function say(message, isError = false) {
-  $("status").textContent = message;
-  $("status").classList.toggle("error", isError);
-}
-
-async function problem(response) {
-  // The service's errors are JSON {"error": "..."}; anything else (a proxy's page) is named by its status.
-  try {
-    const body = await response.json();
-    if (body && body.error) return body.error;
-  } catch (ignored) { /* not JSON */ }
-  return `the service answered ${response.status} ${response.statusText}`;
-}
 
 function verdict(answer) {
   const [first, second] = Object.keys(answer.probabilities);
