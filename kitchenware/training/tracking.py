@@ -99,6 +99,9 @@ def tracked(uri: str, experiment: str | None, run_name: str, command_line: str) 
     check_server(uri)
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    # The registry reads the variable, which set_tracking_uri writes only when the URI changes: not when someone
+    # else (a test's monkeypatch) has since removed it.
+    os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
         tags = {"kitchenware.command": command_line}
         with mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name, tags=tags) as run:
@@ -112,6 +115,10 @@ def tracked(uri: str, experiment: str | None, run_name: str, command_line: str) 
                 ) from None
     finally:
         mlflow.set_tracking_uri(previous)
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 @dataclass(frozen=True)
