@@ -21,7 +21,7 @@ from kitchenware.cli.options import (
 )
 from kitchenware.core.card import CARD_JSON, ModelCard
 from kitchenware.training.config import TrainConfig
-from kitchenware.training.promotion import REGISTRY_PREFIX, registry_alias
+from kitchenware.training.model_uri import is_registry_uri, registry_alias
 
 if TYPE_CHECKING:
     from kitchenware.training.retrain import Judgement
@@ -98,7 +98,7 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(
             "retrain keeps the newest feedback photos out of training itself (--holdout-newest): drop --feedback-before"
         )
-    if str(args.champion).startswith(REGISTRY_PREFIX):
+    if is_registry_uri(args.champion):
         try:
             registry_alias(args.champion)
         except ValueError as problem:
@@ -136,7 +136,7 @@ def inherit(parser: argparse.ArgumentParser, args: argparse.Namespace, card: Mod
 
 
 def _champion_folder(champion: str, destination: Path) -> Path:
-    if not champion.startswith(REGISTRY_PREFIX):
+    if not is_registry_uri(champion):
         return Path(champion)
     from kitchenware.training.registry import fetch
 
@@ -146,7 +146,7 @@ def _champion_folder(champion: str, destination: Path) -> Path:
 def run(args: argparse.Namespace) -> None:
     run_dir = args.run_dir or timestamped("-retrain")
     challenger = run_dir / "challenger"
-    registered = args.champion.startswith(REGISTRY_PREFIX)
+    registered = is_registry_uri(args.champion)
     target = args.export or (None if registered else Path(args.champion))
     with tracking(args, f"retrain {args.champion}") as tracker:
         champion = _champion_folder(args.champion, run_dir / "champion")
@@ -205,7 +205,7 @@ def _challenge(
 def _outcome(champion: str, target: Path | None) -> str:
     """What promoting the challenger does, for the report."""
     moves = []
-    if champion.startswith(REGISTRY_PREFIX):
+    if is_registry_uri(champion):
         name, alias = registry_alias(champion)
         moves.append(f"registered as a new version of {name}, which the alias {alias} moves to")
     if target:

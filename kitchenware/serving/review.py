@@ -28,7 +28,7 @@ from kitchenware.feedback.repository import OTHER, PHOTO_ID, UnknownPhoto
 from kitchenware.feedback.review import rank
 from kitchenware.feedback.tables import REVIEWER
 from kitchenware.serving.feedback import refusal
-from kitchenware.serving.upload import FEEDBACK_MAX_BYTES, error, storage_reason
+from kitchenware.serving.upload import error, storage_reason
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 PREVIEW_PIXELS = 800
@@ -83,15 +83,10 @@ async def photo(request: Request) -> Response:
     return Response(jpeg, media_type="image/jpeg", headers=PRIVATE)
 
 
-async def _small_json(request: Request) -> dict | None:
-    """The request's JSON object, read up to FEEDBACK_MAX_BYTES; None when it is larger or not an object."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > FEEDBACK_MAX_BYTES:
-            return None
+async def _json_object(request: Request) -> dict | None:
+    """The request's JSON object (UploadGuard has bounded the body to FEEDBACK_MAX_BYTES); None when it is not one."""
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(await request.body())
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None
@@ -100,7 +95,7 @@ async def _small_json(request: Request) -> dict | None:
 async def label(request: Request) -> JSONResponse:
     if refused := _refused(request):
         return refused
-    sent = await _small_json(request)
+    sent = await _json_object(request)
     if sent is None or not isinstance(sent.get("photo_id"), str) or not isinstance(sent.get("label"), str):
         return error('send a JSON object {"photo_id": "<id from the queue>", "label": "<a class or other>"}')
     service = bentoml.get_current_service()

@@ -8,7 +8,9 @@ from starlette.responses import JSONResponse
 
 CLASSIFY_ROUTES = ("/classify", "/classify_batch", "/explain")
 FEEDBACK_MAX_BYTES = 4096  # a choice is a photo id, a label and a token: about 250 bytes of JSON
-GUARDED_ROUTES = (*CLASSIFY_ROUTES, "/feedback")
+# The routes that take a small JSON body, limited to FEEDBACK_MAX_BYTES: what the body is, and what it holds.
+JSON_ROUTES = {"/feedback": ("feedback", "photo_id, label and token"), "/review/label": ("label", "photo_id and label")}
+GUARDED_ROUTES = (*CLASSIFY_ROUTES, *JSON_ROUTES)
 
 
 def error(message: str, status: int = 400) -> JSONResponse:
@@ -54,7 +56,8 @@ async def body_within(receive, limit: int) -> bytes | None:
 
 class UploadGuard:
     """ASGI middleware in front of the routes that take a body, checked before anything is parsed or decoded:
-    413 for bodies over the limit (the upload limit for the classify routes, FEEDBACK_MAX_BYTES for /feedback),
+    413 for bodies over the limit (the upload limit for the classify routes, FEEDBACK_MAX_BYTES for /feedback and
+    /review/label),
     400 for classify bodies that are not a multipart form upload. Buffers at most the limit."""
 
     def __init__(self, app, max_upload_bytes: int):
@@ -71,7 +74,8 @@ class UploadGuard:
             too_large = f"the upload is larger than the limit of {limit / 1024 / 1024:g} MB: send a smaller photo"
         else:
             limit = FEEDBACK_MAX_BYTES
-            too_large = f"the feedback is larger than the limit of {limit / 1024:g} KB: send photo_id, label and token"
+            what, holds = JSON_ROUTES[scope["path"]]
+            too_large = f"the {what} is larger than the limit of {limit / 1024:g} KB: send {holds}"
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             return await error(too_large, 413)(scope, receive, send)

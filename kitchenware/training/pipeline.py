@@ -88,9 +88,9 @@ def train(
         prepared.split,
         len(prepared.train),
         len(prepared.val),
-        run_dir / "split.csv",
+        run_dir / splits.SPLIT_CSV,
     )
-    splits.write_split(prepared.train, prepared.val, run_dir / "split.csv", prepared.groups)
+    splits.write_split(prepared.train, prepared.val, run_dir / splits.SPLIT_CSV, prepared.groups)
     prepared.health.write(run_dir)
     log.info("data health check: %s\n%s", run_dir / "check.md", prepared.health.markdown().split("\n\n", 1)[1].strip())
 
@@ -152,7 +152,7 @@ def train(
     tag = export.save_to_store(trained.network.model, card, config.labels, reference) if save else None
     if export_to:
         export.export_folder(trained.network.model, card, export_to, reference)
-        shutil.copyfile(run_dir / "split.csv", export_to / "split.csv")
+        shutil.copyfile(run_dir / splits.SPLIT_CSV, export_to / splits.SPLIT_CSV)
     return TrainingRun(
         run_dir, prepared, trained, report, fitted, card, tag, cross_validation, sweep_table, tuple(results)
     )

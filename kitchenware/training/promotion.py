@@ -10,9 +10,9 @@ import os
 import shutil
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from kitchenware.training.model_uri import registry_alias
 
-REGISTRY_PREFIX = "models:/"
+log = logging.getLogger(__name__)
 
 
 def replace_folder(new: Path, target: Path) -> None:
@@ -50,17 +50,6 @@ def _exchange(first: Path, second: Path) -> bool:
             return False
         raise OSError(error, os.strerror(error), str(second))
     return True
-
-
-def registry_alias(model_uri: str) -> tuple[str, str]:
-    """(NAME, ALIAS) of `models:/NAME@ALIAS`: the alias a winning challenger takes over."""
-    name, _, alias = str(model_uri).removeprefix(REGISTRY_PREFIX).rpartition("@")
-    if not str(model_uri).startswith(REGISTRY_PREFIX) or not name or not alias:
-        raise ValueError(
-            f"{model_uri!r}: a registry champion is named by its alias, models:/NAME@ALIAS (e.g. "
-            "models:/kitchenware_classifier@champion): promotion moves that alias"
-        )
-    return name, alias
 
 
 def promote_in_registry(folder: Path, model_uri: str) -> str:

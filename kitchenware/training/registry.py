@@ -19,29 +19,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from kitchenware.core.card import CARD_JSON, ONNX_FILE, ModelCard
+from kitchenware.training.model_uri import PREFIX, parts
 from kitchenware.training.tracking import MODEL_ARTIFACTS, experiment_id, tracking_uri
 
 log = logging.getLogger(__name__)
-
-PREFIX = "models:/"
-FORMS = "models:/NAME@ALIAS or models:/NAME/VERSION"
-
-
-def is_registry_uri(text: str) -> bool:
-    return str(text).startswith(PREFIX)
-
-
-def _parts(model_uri: str) -> tuple[str, str | None, str | None]:
-    """(name, alias, version) of models:/NAME@ALIAS (version None) or models:/NAME/VERSION (alias None)."""
-    rest = str(model_uri).removeprefix(PREFIX).strip("/") if is_registry_uri(model_uri) else ""
-    if "@" in rest:
-        name, alias = rest.rsplit("@", 1)
-        if name and alias:
-            return name, alias, None
-    name, _, version = rest.rpartition("/")
-    if not name or not version.isdigit():
-        raise ValueError(f"{model_uri!r} names no registered model version: write {FORMS}")
-    return name, None, version
 
 
 def _missing(problem: MlflowException) -> bool:
@@ -83,7 +64,7 @@ def register(export_dir: Path, name: str) -> str:
 
 def version_of(model_uri: str) -> str:
     """The version `models:/NAME@ALIAS` points at (or that of `models:/NAME/VERSION`, checked to exist)."""
-    name, alias, version = _parts(model_uri)
+    name, alias, version = parts(model_uri)
     uri = tracking_uri()
     client = MlflowClient()
     try:
@@ -119,7 +100,7 @@ def version_of(model_uri: str) -> str:
 def fetch(model_uri: str, destination: Path) -> Path:
     """Download the exported model folder a registry URI points at into `destination`; returns the folder holding
     model.onnx and the card."""
-    name, _, _ = _parts(model_uri)
+    name, _, _ = parts(model_uri)
     version = version_of(model_uri)
     source = MlflowClient().get_model_version(name, version).source
     destination = Path(destination)

@@ -21,8 +21,6 @@ from kitchenware.training.sources import find_sources
 
 log = logging.getLogger(__name__)
 
-SPLIT_FILE = "split.csv"  # beside an exported model: which photos it trained on (training/pipeline.py)
-
 
 @dataclass(frozen=True)
 class HeldOutFeedback:
@@ -68,10 +66,10 @@ def photo_sets(
     `validate_on`) and the held-out feedback photos, each without the photos the champion trained on (its folder's
     split.csv; a champion without one is judged on them all, which can only flatter it)."""
     trained_on = set()
-    if (champion / SPLIT_FILE).is_file():
-        trained_on = splits.training_photos(champion / SPLIT_FILE)
+    if (champion / splits.SPLIT_CSV).is_file():
+        trained_on = splits.training_photos(champion / splits.SPLIT_CSV)
     else:
-        log.warning("%s has no %s: the photos the champion trained on are not known", champion, SPLIT_FILE)
+        log.warning("%s has no %s: the photos the champion trained on are not known", champion, splits.SPLIT_CSV)
     named = [(f"held-out origin {validate_on}" if validate_on else f"validation split ({split})", validation)]
     if feedback:
         named.append((f"newest feedback (labelled since {feedback.since:%Y-%m-%d %H:%M:%S} UTC)", feedback.samples))

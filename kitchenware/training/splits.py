@@ -12,6 +12,8 @@ import numpy as np
 
 from kitchenware.core.photos import DataError, Sample
 
+SPLIT_CSV = "split.csv"  # in a run folder and beside an exported model: which photos it trained and validated on
+
 
 def stratified_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Split each class with the same fraction, reproducibly; every class gets at least one image on each side."""

@@ -91,3 +91,7 @@ def test_the_queue_lists_unsure_before_unknown_and_a_reviewers_label_is_stored_a
     bowl = httpx.post(f"{url}/review/label", json={"photo_id": yellow["photo_id"], "label": "bowl"}, headers=KEY)
     assert bowl.status_code == 400 and "is not one of the model's classes" in bowl.json()["error"]
     assert httpx.get(f"{url}/review/queue?limit=0", headers=KEY, timeout=30).status_code == 400
+    padded = {"photo_id": yellow["photo_id"], "label": "cup", "note": "x" * 5000}
+    too_large = httpx.post(f"{url}/review/label", json=padded, headers=KEY, timeout=30)
+    assert too_large.status_code == 413
+    assert too_large.json()["error"] == "the label is larger than the limit of 4 KB: send photo_id and label"

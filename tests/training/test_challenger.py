@@ -9,7 +9,8 @@ import pytest
 from kitchenware.cli import main
 from kitchenware.core.decision import Answers
 from kitchenware.training.challenger import BETTER, NOISE, UNMEASURED, WORSE, compare, judge
-from kitchenware.training.promotion import registry_alias, replace_folder
+from kitchenware.training.model_uri import registry_alias
+from kitchenware.training.promotion import replace_folder
 
 CLASSES = ["cup", "fork", "spoon"]
 LABELS = np.arange(60) % 3  # 20 photos of each class

@@ -36,7 +36,7 @@ from kitchenware.training.int8.calibration import CHUNK, calibrate, layer_errors
 from kitchenware.training.int8.graph import equalize, network_for_int8, residual_additions, stream_readers
 from kitchenware.training.model_card import card_markdown
 from kitchenware.training.sources import find_sources
-from kitchenware.training.splits import validation_photos
+from kitchenware.training.splits import SPLIT_CSV, validation_photos
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _photos(
 ) -> tuple[list[Sample], set[tuple[str, str]], list[Sample]]:
     """(the labelled photos, the (source, Id) of the validation side of the training run's split.csv, the photos of
     other things), each checked."""
-    split_csv = split_csv or folder / "split.csv"
+    split_csv = split_csv or folder / SPLIT_CSV
     if not split_csv.is_file():
         raise FileNotFoundError(
             f"{split_csv} not found: pass --split with the training run's split.csv (the band is chosen on its "
