@@ -129,8 +129,8 @@ class Recorder:
         if not self.settings.api_key:
             raise Unauthorised(f"no feedback token: {send_token}")
         if authorization:
-            raise Unauthorised(f"wrong API key: send 'Authorization: Bearer <key>' with the right key, or {send_token}")
-        raise Unauthorised(f"no feedback token nor API key: {send_token}, or the header 'Authorization: Bearer <key>'")
+            raise Unauthorised(f"wrong API key: send {BEARER} with the right key, or {send_token}")
+        raise Unauthorised(f"no feedback token nor API key: {send_token}, or the header {BEARER}")
 
     def choose(self, photo_id: str, label: str, class_names: list[str], source: str = SELLER) -> str:
         said = self.store().choose(photo_id, label, class_names, source)
